@@ -1,0 +1,103 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from litestar import Controller, Request, Response, post
+from litestar.response import Stream
+
+from ..engines import messages
+from ..normalize import normalize
+from ..protocol.openai import ChatCompletion, ChatMessage, Choice, decode_chat_request
+from ..serving import ChatService, Prepared
+from ..streaming import sse_chunks, usage_of
+
+__all__ = ["ChatController"]
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class ChatController(Controller):
+    path = "/v1/chat/completions"
+    tags = ["chat"]
+
+    @post(
+        status_code=200,
+        summary="Create a chat completion (OpenAI-compatible; text and images)",
+        description="The body is an OpenAI chat-completions request. Image parts (`image_url`) route to the "
+        "vision engine. The response carries an `mmserve` object saying where the request went and what "
+        "the memory guard did to its images.",
+    )
+    async def create(self, request: Request, chat_service: ChatService) -> Response:
+        log = request.state.setdefault("log", {})
+        chat_request = decode_chat_request(await request.body())
+        job = normalize(chat_request, chat_service.routes())
+        prepared = await chat_service.prepare(job, log)
+        headers = {"X-MMServe-Route": job.route.kind, "X-MMServe-Resized": str(prepared.report.get("resized_count", 0))}
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        events = chat_service.events(prepared)
+        if job.stream:
+            try:
+                first = await anext(events)  # failures before the first token still get a real status code
+            except BaseException:
+                await events.aclose()
+                prepared.release()
+                raise
+
+            async def replay():
+                yield first
+                if not isinstance(first, messages.Finished):
+                    async for event in events:
+                        yield event
+
+            body = sse_chunks(
+                replay(),
+                completion_id=completion_id,
+                created=created,
+                model=prepared.engine.name,
+                include_usage=job.include_usage,
+                report=prepared.report,
+                on_close=prepared.release,
+            )
+            headers["Cache-Control"] = "no-cache"
+            return Stream(body, media_type="text/event-stream", headers=headers)
+        try:
+            completion = await self._collect(request, prepared, events, completion_id, created)
+        finally:
+            prepared.release()
+        return Response(completion, headers=headers)
+
+    async def _collect(self, request: Request, prepared: Prepared, events, completion_id: str, created: int) -> ChatCompletion:
+        async def collect():
+            parts: list[str] = []
+            async for event in events:
+                parts.append(event.text)
+                if isinstance(event, messages.Finished):
+                    return "".join(parts), event
+            raise RuntimeError("the engine ended the request without finishing it")
+
+        work = asyncio.create_task(collect())
+        watcher = asyncio.create_task(_until_disconnect(request))
+        try:
+            await asyncio.wait([work, watcher], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not work.done():  # the client left: stop generating for it
+                work.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        text, finished = await work
+        return ChatCompletion(
+            id=completion_id,
+            created=created,
+            model=prepared.engine.name,
+            choices=[Choice(index=0, message=ChatMessage(role="assistant", content=text), finish_reason=finished.finish_reason)],
+            usage=usage_of(finished),
+            mmserve=prepared.report,
+        )

@@ -1,0 +1,179 @@
+"""The Litestar application factory.
+
+``create_app(settings)`` builds the app; it never reads the environment. Engines
+(worker processes) start in the lifespan unless the caller passes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import structlog
+from litestar import Litestar, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from . import __version__
+from .api.chat import ChatController
+from .api.health import AdminController, HealthController
+from .api.models import ModelsController
+from .config import Settings
+from .engines.supervisor import EngineClient, WorkerSpec
+from .errors import AuthenticationError, InternalError, MMServeError, PayloadTooLargeError
+from .guard import MemoryGuard
+from .media import MediaLoader, MediaPolicy
+from .models import resolve_model
+from .serving import ChatService
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("mmserve")
+
+_HTTP_ERRORS = {
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+}
+_OPEN_PATHS = ("/health",)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 413:
+        err = PayloadTooLargeError("the request body is larger than this server accepts")
+        return Response(err.envelope(), status_code=413)
+    kind, code = _HTTP_ERRORS.get(exc.status_code, ("invalid_request_error", "invalid_request"))
+    if exc.status_code >= 500:
+        kind, code = "server_error", "internal_error"
+    message = exc.detail if exc.status_code != 404 else f"no route {request.method} {request.url.path}"
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _mmserve_error(request: Request, exc: MMServeError) -> Response:
+    request.scope.setdefault("state", {}).setdefault("log", {})["error"] = exc.code
+    return Response(exc.envelope(), status_code=exc.status_code, headers=exc.headers())
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", path=request.url.path)
+    return Response(InternalError("the server failed on this request").envelope(), status_code=500)
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    payload = msgspec.json.encode(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _request_middleware(api_key: str | None):
+    """Request id, API key check and the one canonical log line per request (pure ASGI)."""
+
+    def middleware(app):
+        async def handle(scope, receive, send):
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+            request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+            fields = {"request_id": request_id, "method": scope["method"], "path": scope["path"]}
+            scope.setdefault("state", {})["log"] = fields
+            started = time.monotonic()
+
+            async def send_with_id(message):
+                if message["type"] == "http.response.start":
+                    fields["status"] = message["status"]
+                    message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                    fields["total_ms"] = round((time.monotonic() - started) * 1000, 1)
+                    log.info("request", **fields)
+                await send(message)
+
+            if api_key is not None and scope["path"] not in _OPEN_PATHS:
+                headers = dict(scope["headers"])
+                given = headers.get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ").strip()
+                if not hmac.compare_digest(given.encode(), api_key.encode()):
+                    err = AuthenticationError("a valid API key is required (Authorization: Bearer <key>)")
+                    await _send_json(send_with_id, 401, err.envelope())
+                    return
+            await app(scope, receive, send_with_id)
+
+        return handle
+
+    return middleware
+
+
+def _routes_for(settings: Settings) -> list[tuple[str, str]]:
+    models = [("text", settings.text_model), ("vision", settings.vision_model)]
+    return [(kind, ref) for kind, ref in models if ref]
+
+
+def create_app(settings: Settings, *, engines: dict[str, EngineClient] | None = None) -> Litestar:
+    """Build the app. Without ``engines``, one worker per configured model starts in the lifespan."""
+    guard = MemoryGuard(settings)
+    media = MediaLoader(
+        MediaPolicy(
+            remote_enabled=not settings.no_remote_images,
+            allow_hosts=tuple(settings.allow_media_hosts),
+            max_bytes=settings.max_image_bytes,
+            timeout_s=settings.fetch_timeout_s,
+            media_root=Path(settings.media_root) if settings.media_root else None,
+            max_pixels=settings.max_image_pixels,
+            max_images=settings.max_images,
+        ),
+        cache_items=settings.image_cache_items,
+    )
+    service = ChatService(engines or {}, guard, media, settings.request_timeout_s)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar):
+        started = engines is not None
+        if not started:
+            for kind, ref in _routes_for(settings):
+                path, name = await asyncio.to_thread(resolve_model, ref, no_download=settings.no_download)
+                service.engines[kind] = EngineClient(
+                    WorkerSpec(
+                        engine=kind,
+                        path=str(path),
+                        name=name,
+                        memory_limit=guard.worker_memory_limit(),
+                        max_batch=settings.max_batch_size,
+                        calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
+                        queue_size=settings.queue_size,
+                        start_timeout_s=settings.worker_start_timeout_s,
+                    )
+                )
+        try:
+            if not started:
+                await asyncio.gather(*(engine.start() for engine in service.engines.values()))
+            for engine in service.engines.values():
+                guard.attach(engine)
+            log.info("serving", engines={k: e.name for k, e in service.engines.items()}, guard=guard.status()["tier"])
+            yield
+        finally:
+            if not started:
+                await asyncio.gather(*(engine.stop() for engine in service.engines.values()), return_exceptions=True)
+            await media.aclose()
+
+    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    return Litestar(
+        route_handlers=[ChatController, ModelsController, HealthController, AdminController],
+        dependencies={"chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers={MMServeError: _mmserve_error, HTTPException: _http_error, Exception: _unexpected_error},
+        middleware=[_request_middleware(settings.api_key)],
+        cors_config=cors,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="mmserve", version=__version__, path="/docs"),
+        logging_config=None,
+        debug=False,
+    )
+

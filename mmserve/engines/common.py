@@ -1,0 +1,86 @@
+"""Pieces both engine adapters share: samplers, logits processors, model facts, stats.
+
+Imported only inside worker processes (it imports mlx).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
+
+from . import messages
+
+__all__ = ["Admitted", "kv_bytes_per_token", "make_logits", "make_sampler", "memory_stats", "weights_bytes"]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    uid: int
+    prompt_tokens: int
+    cached_tokens: int = 0
+
+
+def make_sampler(sampling: messages.Sampling):
+    """A per-request sampler; ``None`` means greedy, which the batch runs as one call.
+
+    A request with a seed gets its own PRNG key chain, so its sample does not depend
+    on what else is in the batch.
+    """
+    if sampling.temperature <= 0:
+        return None
+    filters = []
+    if 0 < sampling.top_p < 1:
+        filters.append(lambda x: apply_top_p(x, sampling.top_p))
+    if sampling.min_p > 0:
+        filters.append(lambda x: apply_min_p(x, sampling.min_p))
+    if sampling.top_k > 0:
+        filters.append(lambda x: apply_top_k(x, sampling.top_k))
+    key = [mx.random.key(sampling.seed)] if sampling.seed is not None else None
+    scale = 1.0 / sampling.temperature
+
+    def sampler(logprobs: mx.array) -> mx.array:
+        for apply in filters:
+            logprobs = apply(logprobs)
+        if key is None:
+            return mx.random.categorical(logprobs * scale)
+        key[0], sub = mx.random.split(key[0])
+        return mx.random.categorical(logprobs * scale, key=sub)
+
+    return sampler
+
+
+def make_logits(sampling: messages.Sampling) -> list:
+    return make_logits_processors(
+        repetition_penalty=sampling.repetition_penalty,
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+    )
+
+
+def weights_bytes(model) -> int:
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
+def kv_bytes_per_token(args, dtype=mx.float16) -> int:
+    """K and V for one token across all layers, from a text config (args object or dict)."""
+    get = args.get if isinstance(args, dict) else lambda k, d=None: getattr(args, k, d)
+    layers = get("num_hidden_layers")
+    heads = get("num_attention_heads")
+    kv_heads = get("num_key_value_heads") or heads
+    head_dim = get("head_dim") or get("hidden_size") // heads
+    return 2 * layers * kv_heads * head_dim * dtype.size
+
+
+def memory_stats(request_id: str, memory_limit: int, running: int, prefix_cache_bytes: int = 0) -> messages.Stats:
+    return messages.Stats(
+        id=request_id,
+        active_bytes=mx.get_active_memory(),
+        peak_bytes=mx.get_peak_memory(),
+        cache_bytes=mx.get_cache_memory(),
+        memory_limit_bytes=memory_limit,
+        running=running,
+        prefix_cache_bytes=prefix_cache_bytes,
+    )

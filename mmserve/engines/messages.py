@@ -1,0 +1,183 @@
+"""The message protocol between the HTTP process and an engine worker.
+
+Transport: a Unix socket pair. Each frame is a 4-byte big-endian length followed by
+one msgpack-encoded message; every message is a tagged msgspec Struct (the tag is
+the class name), so either side decodes with ``decode(frame)``.
+
+Conversation (HTTP process -> worker on the left, worker -> HTTP process on the right)::
+
+    (worker starts)                          Ready | LoadFailed
+    Count(id, messages, n_images)       ->   Counted(id, text_tokens) | Failed(id)
+    Generate(id, ...)                   ->   Delta(id)* then Finished(id) | Failed(id)
+    Cancel(id)                          ->   Finished(id, finish_reason="cancelled") if it was running
+    StatsRequest(id)                    ->   Stats(id, ...)
+    Shutdown                            ->   (worker finishes running work, then exits)
+
+A worker never sends anything for an id it was not given. When the socket closes
+the worker is gone, and every request it held has ended.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "Cancel",
+    "Count",
+    "Counted",
+    "Delta",
+    "Failed",
+    "Finished",
+    "Generate",
+    "ImageData",
+    "LoadFailed",
+    "Ready",
+    "Sampling",
+    "Shutdown",
+    "Stats",
+    "StatsRequest",
+    "decode",
+    "encode",
+    "read_frame_size",
+]
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 1 << 30
+
+
+class Sampling(msgspec.Struct, frozen=True, kw_only=True):
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    seed: int | None = None
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+class ImageData(msgspec.Struct, frozen=True):
+    """An image the guard has already sized: raw RGB bytes, ``width * height * 3`` long."""
+
+    width: int
+    height: int
+    rgb: bytes
+    sha256: str
+
+
+# --- HTTP process -> worker -------------------------------------------------
+
+
+class Count(msgspec.Struct, tag=True, frozen=True):
+    """Ask how many text tokens the templated prompt has (image placeholders excluded)."""
+
+    id: str
+    messages: list[dict[str, Any]]
+    n_images: int = 0
+
+
+class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    id: str
+    messages: list[dict[str, Any]]
+    images: list[ImageData] = []
+    max_tokens: int
+    sampling: Sampling = Sampling()
+    stop: list[str] = []
+
+
+class Cancel(msgspec.Struct, tag=True, frozen=True):
+    id: str
+
+
+class StatsRequest(msgspec.Struct, tag=True, frozen=True):
+    id: str
+
+
+class Shutdown(msgspec.Struct, tag=True, frozen=True):
+    pass
+
+
+# --- worker -> HTTP process -------------------------------------------------
+
+
+class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    engine: str  # "text" | "vision"
+    model: str
+    pid: int
+    backend: str  # "metal" | "cuda" | "cpu"
+    device_info: dict[str, Any]
+    context_length: int
+    weights_bytes: int
+    kv_bytes_per_token: int
+    vision_spec: dict[str, int] | None = None
+    # Calibration samples of the vision encoder: [width, height, patches, peak_extra_bytes].
+    calibration: list[list[int]] = []
+
+
+class LoadFailed(msgspec.Struct, tag=True, frozen=True):
+    message: str
+
+
+class Counted(msgspec.Struct, tag=True, frozen=True):
+    id: str
+    text_tokens: int
+
+
+class Delta(msgspec.Struct, tag=True, frozen=True):
+    id: str
+    text: str
+    completion_tokens: int
+
+
+class Finished(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    id: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+    text: str = ""  # text held back for a stop-sequence check, released at the end
+    cached_tokens: int = 0
+
+
+class Failed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    id: str
+    message: str
+    status: int = 500
+    code: str = "internal_error"
+
+
+class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    id: str
+    active_bytes: int
+    peak_bytes: int
+    cache_bytes: int
+    memory_limit_bytes: int
+    running: int
+    prefix_cache_bytes: int = 0
+
+
+Message = (
+    Count | Generate | Cancel | StatsRequest | Shutdown | Ready | LoadFailed | Counted | Delta | Finished | Failed | Stats
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    """One frame: length header plus msgpack body."""
+    body = _encoder.encode(message)
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> Message:
+    return _decoder.decode(body)
+
+
+def read_frame_size(header: bytes) -> int:
+    (size,) = HEADER.unpack(header)
+    if size > MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes is over the limit")
+    return size

@@ -1,0 +1,176 @@
+"""The vision engine: an mlx-vlm model behind mlx-vlm's continuous BatchGenerator.
+
+Every request, with or without images, enters the batch as input embeddings, so
+text and image requests share batches without flushing each other. mlx-vlm's batch
+takes one sampler for all rows; per-request sampling is done by a last logits
+processor that samples the row and leaves only its token, so the batch's greedy
+pick takes exactly that token.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import mlx.core as mx
+import numpy as np
+from mlx_vlm import load
+from mlx_vlm.generate import BatchGenerator
+from mlx_vlm.prompt_utils import apply_chat_template
+from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
+from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+from PIL import Image
+
+from . import messages
+from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, weights_bytes
+
+__all__ = ["VisionEngine"]
+
+
+def _sampling_processor(sampler):
+    def sample_row(tokens, logits):
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        token = sampler(logprobs)
+        keep = mx.arange(logits.shape[-1]) == token.reshape(-1, 1)
+        return mx.where(keep, mx.zeros_like(logits), mx.full(logits.shape, -mx.inf, dtype=logits.dtype))
+
+    return sample_row
+
+
+class VisionEngine:
+    kind = "vision"
+
+    def __init__(self, path: str, *, max_batch: int = 16, feature_cache_items: int = 32) -> None:
+        self.model, self.processor = load(path)
+        self.tokenizer = self.processor.tokenizer
+        self.max_batch = max_batch
+        self.memory_limit = 0
+        config = self.model.config
+        text = config.text_config
+        self.context_length = int(getattr(text, "max_position_embeddings", 0) or 4096)
+        self.weights_bytes = weights_bytes(self.model)
+        dtype = self.model.language_model.model.embed_tokens.weight.dtype
+        self.kv_bytes_per_token = kv_bytes_per_token(text, dtype)
+        self.image_token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+        eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
+        image_processor = self.processor.image_processor
+        self.vision_spec = {
+            "patch_size": int(image_processor.patch_size),
+            "merge_size": int(image_processor.merge_size),
+            "temporal_patch_size": int(image_processor.temporal_patch_size),
+            "min_pixels": int(_pixels(image_processor, "min_pixels", "shortest_edge")),
+            "max_pixels": int(_pixels(image_processor, "max_pixels", "longest_edge")),
+        }
+        self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
+        self.features: OrderedDict[tuple, mx.array] = OrderedDict()
+        self.feature_cache_items = feature_cache_items
+        self.reset()
+
+    def reset(self) -> None:
+        self.generator = BatchGenerator(
+            self.model.language_model,
+            self.processor,
+            stop_tokens=sorted(self.eos_token_ids),
+            completion_batch_size=self.max_batch,
+            prefill_batch_size=min(self.max_batch, 8),
+            compute_logprobs=False,
+        )
+
+    def prompt(self, chat: list[dict], n_images: int) -> str:
+        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images)
+
+    def count(self, chat: list[dict], n_images: int) -> int:
+        ids = self.tokenizer.encode(self.prompt(chat, n_images), add_special_tokens=self.add_special_tokens)
+        return sum(1 for token in ids if token != self.image_token_id)
+
+    def detokenizer(self):
+        return make_streaming_detokenizer(self.processor)
+
+    def _embed(self, request: messages.Generate):
+        images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
+        inputs = prepare_inputs(
+            self.processor,
+            images=images or None,
+            prompts=self.prompt(request.messages, len(images)),
+            image_token_index=self.image_token_id,
+            add_special_tokens=self.add_special_tokens,
+        )
+        input_ids = inputs["input_ids"]
+        pixel_values = inputs.get("pixel_values")
+        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
+        key = tuple((im.sha256, im.width, im.height) for im in request.images)
+        cached = self.features.get(key) if key else None
+        if pixel_values is not None and cached is None:
+            grid = extra.get("image_grid_thw")
+            dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
+            cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
+            mx.eval(cached)
+            self.features[key] = cached
+            while len(self.features) > self.feature_cache_items:
+                self.features.popitem(last=False)
+        elif cached is not None:
+            self.features.move_to_end(key)
+        embed = self.model.get_input_embeddings(
+            input_ids, pixel_values, mask=inputs.get("attention_mask"), cached_image_features=cached, **extra
+        )
+        prompt_kwargs = {**extra, **{k: v for k, v in embed.to_dict().items() if v is not None}}
+        return input_ids, prompt_kwargs
+
+    def insert(self, request: messages.Generate) -> Admitted:
+        input_ids, prompt_kwargs = self._embed(request)
+        processors = make_logits(request.sampling)
+        sampler = make_sampler(request.sampling)
+        if sampler is not None:
+            processors.append(_sampling_processor(sampler))
+        tokens = input_ids.squeeze(0).tolist()
+        (uid,) = self.generator.insert(
+            [tokens],
+            max_tokens=[request.max_tokens],
+            prompt_kwargs=[prompt_kwargs],
+            logits_processors=[processors or None],
+        )
+        return Admitted(uid=uid, prompt_tokens=len(tokens))
+
+    def remove(self, uid: int) -> None:
+        self.generator.remove(uid)
+
+    def step(self) -> list[tuple[int, int, str | None]]:
+        _, generated = self.generator.next()
+        return [(r.uid, r.token, r.finish_reason) for r in generated]
+
+    def calibrate(self, max_side: int) -> list[list[int]]:
+        """Measure the encoder's extra peak memory at a few square sizes up to ``max_side``.
+
+        Returns ``[width, height, patches, peak_extra_bytes]`` rows for the guard's fit.
+        """
+        spec = self.vision_spec
+        step = spec["patch_size"] * spec["merge_size"]
+        sides = sorted({max(step * 2, (max_side * k // 4) // step * step) for k in (1, 2, 3, 4)})
+        rng = np.random.default_rng(0)
+        samples = []
+        for side in sides:
+            pixels = rng.integers(0, 255, size=(side, side, 3), dtype=np.uint8)
+            inputs = prepare_inputs(self.processor, images=[Image.fromarray(pixels)], prompts="<|image_pad|>")
+            pixel_values, grid = inputs["pixel_values"], inputs["image_grid_thw"]
+            dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
+            pixel_values = pixel_values.astype(dtype)
+            mx.eval(pixel_values)
+            mx.clear_cache()
+            base = mx.get_active_memory()
+            mx.reset_peak_memory()
+            out = self.model.vision_tower(pixel_values, grid, output_hidden_states=False)
+            mx.eval(out)
+            extra = mx.get_peak_memory() - base
+            patches = int(np.prod(np.array(grid.tolist()[0])))
+            del out
+            mx.clear_cache()
+            samples.append([side, side, patches, int(extra)])
+        mx.reset_peak_memory()
+        return samples
+
+
+def _pixels(image_processor, name: str, size_key: str) -> int:
+    value = getattr(image_processor, name, None)
+    if value is None:
+        value = (getattr(image_processor, "size", None) or {}).get(size_key)
+    return value

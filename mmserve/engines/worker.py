@@ -1,0 +1,266 @@
+"""The engine worker process: loads one model and serves ``messages`` over a socket.
+
+Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vision
+--model PATH --fd N``. One thread owns mlx and runs the continuous-batching loop;
+the channel's reader thread answers ``Count`` and ``StatsRequest`` without waiting
+for a decode step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import socket
+import sys
+import traceback
+from dataclasses import dataclass, field
+
+from . import messages
+from .channel import Channel
+
+__all__ = ["main"]
+
+
+@dataclass
+class TextAssembler:
+    """Turns tokens into text deltas, holding back what could be the start of a stop string."""
+
+    detokenizer: object
+    stop: list[str]
+    pending: str = ""
+    stopped: bool = False
+
+    def add(self, token: int) -> str:
+        self.detokenizer.add_token(token)
+        self.pending += self.detokenizer.last_segment
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        if self.stopped:
+            return ""
+        self.detokenizer.finalize()
+        self.pending += self.detokenizer.last_segment
+        return self._release(final=True)
+
+    def _release(self, *, final: bool) -> str:
+        hits = [(self.pending.find(s), s) for s in self.stop if s in self.pending]
+        if hits:
+            cut = min(index for index, _ in hits)
+            out, self.pending, self.stopped = self.pending[:cut], "", True
+            return out
+        if final or not self.stop:
+            out, self.pending = self.pending, ""
+            return out
+        hold = max((n for s in self.stop for n in range(1, len(s)) if self.pending.endswith(s[:n])), default=0)
+        cut = len(self.pending) - hold
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        return out
+
+
+@dataclass
+class Running:
+    id: str
+    uid: int
+    prompt_tokens: int
+    assembler: TextAssembler
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _backend() -> str:
+    import mlx.core as mx
+
+    if mx.metal.is_available():
+        return "metal"
+    if hasattr(mx, "cuda") and mx.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+class Worker:
+    """The generation loop: admit new requests between decode steps, stream tokens out."""
+
+    def __init__(self, engine, channel: Channel) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.running: dict[int, Running] = {}  # by engine uid
+        self.by_id: dict[str, int] = {}
+        self.closing = False
+
+    # -- messages handled on the reader thread --------------------------------
+
+    def on_message(self, message) -> bool:
+        if isinstance(message, messages.Count):
+            try:
+                tokens = self.engine.count(message.messages, message.n_images)
+                self.channel.send(messages.Counted(message.id, tokens))
+            except Exception as exc:  # a template that rejects these messages
+                self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
+            return True
+        if isinstance(message, messages.StatsRequest):
+            from .common import memory_stats
+
+            self.channel.send(memory_stats(message.id, self.engine.memory_limit, running=len(self.running)))
+            return True
+        return False
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            for message in self._drain(block=not self.running):
+                if message is Channel.CLOSED:
+                    return  # the server is gone: nobody to answer
+                self._handle(message)
+            if self.closing and not self.running:
+                return
+            if self.running:
+                self._step()
+
+    def _drain(self, *, block: bool) -> list:
+        inbox = self.channel.inbox
+        out = []
+        try:
+            out.append(inbox.get(timeout=0.5) if block else inbox.get_nowait())
+            while True:
+                out.append(inbox.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def _handle(self, message) -> None:
+        if isinstance(message, messages.Generate):
+            self._admit(message)
+        elif isinstance(message, messages.Cancel):
+            uid = self.by_id.get(message.id)
+            if uid is not None:
+                self.engine.remove(uid)
+                self._finish(self.running[uid], "cancelled")
+        elif isinstance(message, messages.Shutdown):
+            self.closing = True
+
+    def _admit(self, request: messages.Generate) -> None:
+        try:
+            admitted = self.engine.insert(request)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self.channel.send(messages.Failed(id=request.id, message=_short(exc), status=500))
+            return
+        run = Running(
+            id=request.id,
+            uid=admitted.uid,
+            prompt_tokens=admitted.prompt_tokens,
+            cached_tokens=admitted.cached_tokens,
+            assembler=TextAssembler(self.engine.detokenizer(), list(request.stop)),
+        )
+        self.running[run.uid] = run
+        self.by_id[run.id] = run.uid
+
+    def _step(self) -> None:
+        try:
+            events = self.engine.step()
+        except Exception as exc:
+            # A failed step poisons the whole batch: end every request cleanly and start over.
+            traceback.print_exc(file=sys.stderr)
+            for run in list(self.running.values()):
+                self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
+                self._forget(run)
+            self.engine.reset()
+            return
+        for uid, token, finish_reason in events:
+            run = self.running.get(uid)
+            if run is None:
+                continue
+            if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
+                run.completion_tokens += 1
+                text = run.assembler.add(token)
+                if text:
+                    self.channel.send(messages.Delta(run.id, text, run.completion_tokens))
+            if run.assembler.stopped:
+                if finish_reason is None:
+                    self.engine.remove(uid)
+                self._finish(run, "stop")
+            elif finish_reason is not None:
+                self._finish(run, finish_reason)
+
+    def _finish(self, run: Running, reason: str) -> None:
+        tail = run.assembler.finish() if reason != "cancelled" else ""
+        self.channel.send(
+            messages.Finished(
+                id=run.id,
+                finish_reason=reason,
+                prompt_tokens=run.prompt_tokens,
+                completion_tokens=run.completion_tokens,
+                text=tail,
+                cached_tokens=run.cached_tokens,
+            )
+        )
+        self._forget(run)
+
+    def _forget(self, run: Running) -> None:
+        self.running.pop(run.uid, None)
+        self.by_id.pop(run.id, None)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mmserve-worker")
+    parser.add_argument("--engine", choices=["text", "vision"], required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--name", required=True, help="the model name clients use")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--memory-limit", type=int, default=0)
+    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
+    args = parser.parse_args(argv)
+
+    sock = socket.socket(fileno=args.fd)
+    channel = Channel(sock)
+    try:
+        import mlx.core as mx
+
+        if args.memory_limit:
+            mx.set_memory_limit(args.memory_limit)
+            # Freed buffers above this are returned to the system instead of being kept for reuse.
+            mx.set_cache_limit(max(args.memory_limit // 4, 64 << 20))
+        if args.engine == "text":
+            from .text import TextEngine
+
+            engine = TextEngine(args.model, max_batch=args.max_batch)
+        else:
+            from .vision import VisionEngine
+
+            engine = VisionEngine(args.model, max_batch=args.max_batch)
+        calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
+        engine.memory_limit = args.memory_limit
+        ready = messages.Ready(
+            engine=args.engine,
+            model=args.name,
+            pid=os.getpid(),
+            backend=_backend(),
+            device_info={k: v for k, v in mx.device_info().items() if isinstance(v, (int, float, str))},
+            context_length=engine.context_length,
+            weights_bytes=engine.weights_bytes,
+            kv_bytes_per_token=engine.kv_bytes_per_token,
+            vision_spec=getattr(engine, "vision_spec", None),
+            calibration=calibration,
+        )
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        channel.send(messages.LoadFailed(_short(exc)))
+        return 1
+    worker = Worker(engine, channel)
+    channel.start_reader(worker.on_message)
+    channel.send(ready)
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The memory guard as the server uses it: the ``guards`` package plus server state.
+
+``MemoryGuard`` holds the memory reading, the RAM tier, the budget, each engine's
+memory shape and the ledger of what running requests hold. For every request it
+makes a ``guards`` plan, resizes the images to it (cached by content), waits for
+memory when the plan says so, and says what it did in the response's ``mmserve``
+object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+import structlog
+
+import guards
+from guards import images as guard_images
+
+from .engines.messages import ImageData
+from .errors import ContextLengthError, ImageError, OverloadedError, PayloadTooLargeError
+
+__all__ = ["MemoryGuard", "Planned"]
+
+log = structlog.get_logger("mmserve.guard")
+
+
+@dataclass
+class Planned:
+    images: list[ImageData]
+    max_tokens: int
+    report: dict
+    release: object  # callable, idempotent
+
+
+class MemoryGuard:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.reading = guards.read_host_memory()
+        self.tier = guards.tier_for(self.reading.total_bytes)
+        self.budget_bytes = self._budget()
+        self.max_image_side = settings.max_image_side or self.tier.max_image_side
+        self.models: dict[str, guards.ModelMemory] = {}
+        self.specs: dict[str, guards.VisionSpec] = {}
+        self.calibration: dict | None = None
+        self.ledger = guards.MemoryLedger(self.budget_bytes)
+        self.decisions: Counter[str] = Counter()
+        self._resized: OrderedDict[tuple, ImageData] = OrderedDict()
+
+    def _budget(self) -> int:
+        if self.settings.memory_budget:
+            return guards.parse_budget(self.settings.memory_budget, self.reading.total_bytes)
+        return guards.default_budget(self.reading, self.tier)
+
+    def worker_memory_limit(self) -> int:
+        return self.budget_bytes
+
+    def calibration_side(self) -> int:
+        return self.max_image_side
+
+    def attach(self, engine) -> None:
+        """Take an engine's memory shape from its Ready message (and the device reading it carries)."""
+        ready = engine.ready
+        if ready.backend != "cpu" and not self.settings.memory_budget:
+            self.reading = guards.reading_from_device_info(ready.backend, ready.device_info)
+            self.tier = guards.tier_for(self.reading.total_bytes)
+            self.budget_bytes = self._budget()
+            self.max_image_side = self.settings.max_image_side or self.tier.max_image_side
+        vision = None
+        if ready.vision_spec:
+            self.specs[engine.kind] = guards.VisionSpec(**ready.vision_spec)
+            vision = guards.DEFAULT_VISION_COST
+            if len(ready.calibration) >= 3:
+                calibration = guards.Calibration.fit(ready.calibration)
+                vision = calibration.safe_cost()
+                self.calibration = {
+                    **calibration.as_dict(),
+                    "predicted": [vision.bytes_for(p) for _, _, p, _ in calibration.samples],
+                }
+                log.info("vision calibrated", max_rel_error=round(calibration.max_rel_error, 3), samples=len(calibration.samples))
+        self.models[engine.kind] = guards.ModelMemory(
+            weights_bytes=ready.weights_bytes,
+            kv_bytes_per_token=ready.kv_bytes_per_token,
+            context_length=ready.context_length,
+            vision=vision,
+        )
+        resident = sum(model.weights_bytes for model in self.models.values())
+        self.ledger = guards.MemoryLedger(max(self.budget_bytes - resident, 0))
+
+    def _model_for(self, kind: str) -> guards.ModelMemory:
+        """The engine's shape, with every engine's weights counted as resident."""
+        model = self.models[kind]
+        others = sum(m.weights_bytes for k, m in self.models.items() if k != kind)
+        return guards.ModelMemory(
+            weights_bytes=model.weights_bytes + others,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+            context_length=model.context_length,
+            vision=model.vision,
+        )
+
+    async def plan(self, engine, job, decoded: list, text_tokens: int) -> Planned:
+        """Plan, resize and reserve memory for one request; raises the client-facing errors."""
+        requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
+        try:
+            plan = guards.plan_request(
+                text_tokens=text_tokens,
+                images=requests,
+                max_tokens=job.max_tokens,
+                model=self._model_for(engine.kind),
+                spec=self.specs.get(engine.kind),
+                budget_bytes=self.budget_bytes,
+                held_bytes=self.ledger.held_bytes,
+                max_image_side=self.max_image_side,
+                min_image_side=self.settings.min_image_side,
+                default_max_tokens=self.settings.default_max_tokens,
+                guard=not self.settings.no_guard,
+            )
+        except guards.ContextTooLongError as exc:
+            self.decisions["refused"] += 1
+            raise ContextLengthError(str(exc), param="messages") from None
+        except guards.AspectRatioError as exc:
+            self.decisions["refused"] += 1
+            param = job.images[0].param if job.images else "messages"
+            raise ImageError(str(exc), param=param) from None
+        except guards.NeverFitsError as exc:
+            self.decisions["refused"] += 1
+            raise PayloadTooLargeError(str(exc), code="insufficient_memory") from None
+
+        images = await asyncio.gather(
+            *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
+        )
+        if plan.images_resized:
+            self.decisions["resized"] += plan.images_resized
+        if plan.max_tokens_clamped_from is not None:
+            self.decisions["clamped"] += 1
+        if plan.decision == "queue":
+            self.decisions["queued"] += 1
+        try:
+            reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+        except guards.BusyError as exc:
+            self.decisions["refused"] += 1
+            raise OverloadedError(str(exc), retry_after=exc.retry_after_s) from None
+        except guards.NeverFitsError as exc:
+            self.decisions["refused"] += 1
+            raise PayloadTooLargeError(str(exc), code="insufficient_memory") from None
+
+        report: dict = {
+            "route": job.route.kind,
+            "model": engine.name,
+            "images": [{"original": list(p.original), "resized": list(p.resized), "tokens": p.tokens} for p in plan.images],
+            "resized_count": plan.images_resized,
+            "prompt_tokens_planned": plan.prompt_tokens,
+            "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
+        }
+        if plan.max_tokens_clamped_from is not None:
+            report["max_tokens_clamped_from"] = plan.max_tokens_clamped_from
+        return Planned(images=list(images), max_tokens=plan.max_tokens, report=report, release=reservation.release)
+
+    def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:
+        key = (decoded.sha256, size)
+        cached = self._resized.get(key)
+        if cached is not None:
+            self._resized.move_to_end(key)
+            return cached
+        image = decoded.image if (decoded.width, decoded.height) == tuple(size) else guard_images.resize(decoded.image, size)
+        data = ImageData(width=size[0], height=size[1], rgb=image.tobytes(), sha256=decoded.sha256)
+        self._resized[key] = data
+        while len(self._resized) > self.settings.image_cache_items:
+            self._resized.popitem(last=False)
+        return data
+
+    def status(self) -> dict:
+        return {
+            "tier": self.tier.name,
+            "backend": self.reading.backend,
+            "total_bytes": self.reading.total_bytes,
+            "available_bytes": guards.read_host_memory().available_bytes if self.reading.backend == "cpu" else self.reading.available_bytes,
+            "budget_bytes": self.budget_bytes,
+            "held_bytes": self.ledger.held_bytes,
+            "max_image_side": self.max_image_side,
+            "enabled": not self.settings.no_guard,
+            "calibration": self.calibration,
+            "decisions": dict(self.decisions),
+        }

@@ -1,0 +1,162 @@
+"""OpenAI chat-completions wire types (msgspec Structs), requests and responses.
+
+Decoding a request body goes through ``decode_chat_request``, which turns every
+msgspec complaint into an ``InvalidRequestError`` whose ``param`` is the field path
+in OpenAI's spelling (``messages[0].content[1].image_url``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from ..errors import InvalidRequestError
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "Choice",
+    "ChunkChoice",
+    "DeltaMessage",
+    "ImagePart",
+    "ImageURL",
+    "Message",
+    "TextPart",
+    "Usage",
+    "decode_chat_request",
+]
+
+MAX_TOKENS_LIMIT = 1 << 31  # anything larger is a client bug, not a wish: larger values are clamped by the guard
+
+
+class ImageURL(Struct, forbid_unknown_fields=False):
+    url: Annotated[str, Meta(min_length=1)]
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class TextPart(Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class ImagePart(Struct, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+
+
+class Message(Struct, forbid_unknown_fields=False):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(Struct, forbid_unknown_fields=False):
+    include_usage: bool = False
+
+
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
+TokenCount = Annotated[int, Meta(ge=1, lt=MAX_TOKENS_LIMIT)]
+
+
+class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    model: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
+    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    min_p: Probability | None = None
+    seed: int | None = None
+    stop: str | Annotated[list[str], Meta(max_length=16)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
+    n: Annotated[int, Meta(ge=1, le=1)] = 1
+    user: str | None = None
+
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def decode_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Parse and validate a chat request body; errors are 400s naming the field."""
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise InvalidRequestError("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("the request body must be a JSON object", code="invalid_json")
+    try:
+        return msgspec.convert(raw, ChatCompletionRequest)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _PATH.search(message)
+        param = match.group("path").lstrip(".") if match else None
+        if match:
+            message = message[: match.start()]
+        if param == "n":
+            message = "only n=1 is supported"
+        raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
+
+
+# --- responses ----------------------------------------------------------------
+
+
+class Usage(Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatMessage(Struct):
+    role: str
+    content: str
+
+
+class Choice(Struct):
+    index: int
+    message: ChatMessage
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class ChatCompletion(Struct, kw_only=True):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    object: str = "chat.completion"
+    mmserve: dict[str, Any] | None = None
+
+
+class DeltaMessage(Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChunkChoice(Struct):
+    index: int
+    delta: DeltaMessage
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(Struct, kw_only=True, omit_defaults=True):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: str = "chat.completion.chunk"
+    usage: Usage | None = None
+    mmserve: dict[str, Any] | None = None

@@ -1,0 +1,107 @@
+"""Chat serving: a ``Job`` through image intake, the memory guard and an engine.
+
+The controller (``api/chat.py``) owns HTTP; this module owns the order of work:
+route -> fetch and decode images -> count tokens -> plan memory (resize, clamp) ->
+wait for memory -> generate. Everything that can fail with a 4xx fails before the
+first byte of the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from .engines import messages
+from .engines.supervisor import EngineClient
+from .errors import EngineUnavailableError, InternalError
+from .guard import MemoryGuard
+from .media import MediaLoader
+from .normalize import Job, Route
+
+__all__ = ["ChatService", "Prepared"]
+
+
+@dataclass
+class Prepared:
+    """A request that passed every check and holds its memory reservation."""
+
+    job: Job
+    engine: EngineClient
+    generate: messages.Generate  # id filled in per attempt
+    report: dict  # the `mmserve` object of the response
+    release: object  # callable: gives the memory back
+    log: dict = field(default_factory=dict)
+
+
+class ChatService:
+    def __init__(self, engines: dict[str, EngineClient], guard: MemoryGuard, media: MediaLoader, request_timeout_s: float) -> None:
+        self.engines = engines
+        self.guard = guard
+        self.media = media
+        self.request_timeout_s = request_timeout_s
+
+    def routes(self) -> list[Route]:
+        return [Route(kind, engine.name, engine.spec.path) for kind, engine in self.engines.items()]
+
+    async def prepare(self, job: Job, log: dict) -> Prepared:
+        engine = self.engines[job.route.kind]
+        log.update(route=job.route.kind, model=engine.name, images=len(job.images))
+        if not engine.is_ready:
+            raise EngineUnavailableError(f"the {engine.kind} engine is not ready ({engine.state})", retry_after=2)
+        engine.admit()
+        try:
+            decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
+            text_tokens = await engine.count(job.messages, len(job.images))
+            planned = await self.guard.plan(engine, job, decoded, text_tokens)
+        except BaseException:
+            engine.leave()
+            raise
+        log.update(resized=planned.report.get("resized_count", 0))
+        generate = messages.Generate(
+            id="",
+            messages=job.messages,
+            images=planned.images,
+            max_tokens=planned.max_tokens,
+            sampling=job.sampling,
+            stop=job.stop,
+        )
+
+        def release() -> None:
+            planned.release()
+            engine.leave()
+
+        return Prepared(job=job, engine=engine, generate=generate, report=planned.report, release=release, log=log)
+
+    async def events(self, prepared: Prepared) -> AsyncIterator[messages.Delta | messages.Finished]:
+        """The engine's events for this request; ends the request in the worker if abandoned."""
+        log = prepared.log
+        started = time.monotonic()
+        deadline = started + self.request_timeout_s
+        stream = prepared.engine.generate(lambda rid: _with_id(prepared.generate, rid))
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise InternalError("the request took longer than the server's request timeout", code="timeout")
+                try:
+                    event = await asyncio.wait_for(anext(stream), remaining)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise InternalError("the request took longer than the server's request timeout", code="timeout") from None
+                if "ttft_ms" not in log:
+                    log["ttft_ms"] = round((time.monotonic() - started) * 1000, 1)
+                if isinstance(event, messages.Finished):
+                    log.update(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens)
+                yield event
+        finally:
+            await stream.aclose()
+
+
+
+def _with_id(generate: messages.Generate, request_id: str) -> messages.Generate:
+    return msgspec.structs.replace(generate, id=request_id)

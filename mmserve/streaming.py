@@ -1,0 +1,76 @@
+"""Engine events -> OpenAI chat-completion chunks as Server-Sent Events.
+
+Once the first byte is out an error cannot change the status code, so it goes
+in-band: an SSE ``error`` event carrying the usual envelope, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+import structlog
+
+from .engines import messages
+from .errors import InternalError, MMServeError
+from .protocol.openai import ChatCompletionChunk, ChunkChoice, DeltaMessage, Usage
+
+__all__ = ["DONE", "sse_chunks"]
+
+DONE = b"data: [DONE]\n\n"
+log = structlog.get_logger("mmserve.stream")
+
+
+def _event(payload: object, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + msgspec.json.encode(payload) + b"\n\n"
+
+
+def usage_of(finished: messages.Finished) -> Usage:
+    return Usage(
+        prompt_tokens=finished.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+    )
+
+
+async def sse_chunks(
+    events: AsyncIterator[messages.Delta | messages.Finished],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    report: dict,
+    on_close: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """The SSE body of a streamed chat completion."""
+
+    def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra) -> bytes:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+        return _event(ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice], **extra))
+
+    try:
+        yield chunk(DeltaMessage(role="assistant", content=""))
+        async for event in events:
+            if isinstance(event, messages.Delta):
+                yield chunk(DeltaMessage(content=event.text))
+                continue
+            if event.text:
+                yield chunk(DeltaMessage(content=event.text))
+            yield chunk(DeltaMessage(), event.finish_reason, mmserve=report)
+            if include_usage:
+                yield _event(
+                    ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=usage_of(event))
+                )
+        yield DONE
+    except MMServeError as exc:
+        yield _event(exc.envelope(), event="error")
+        yield DONE
+    except Exception:
+        log.exception("stream failed")
+        yield _event(InternalError("the server failed while streaming this response").envelope(), event="error")
+        yield DONE
+    finally:
+        await events.aclose()
+        on_close()

@@ -1,0 +1,157 @@
+"""A real `mmserve serve` process driven by the official openai SDK and curl."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:
+    pixels = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def image_message(uri: str, text: str = "What is in this image?") -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": text}]}]
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def test_text_chat_returns_completion_routed_to_text(client):
+    """A plain text chat is answered by the text engine, with usage and a finish reason."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Hello there"}], max_tokens=12, temperature=0
+    )
+    completion = raw.parse()
+    assert raw.headers["x-mmserve-route"] == "text"
+    assert completion.choices[0].message.content
+    assert completion.choices[0].finish_reason in ("stop", "length")
+    assert completion.usage.completion_tokens <= 12
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert completion.model_extra["mmserve"]["route"] == "text"
+
+
+def test_max_tokens_is_honoured_with_finish_reason_length(client):
+    """max_tokens stops generation and says finish_reason=length."""
+    completion = client.chat.completions.create(
+        messages=[{"role": "user", "content": "Tell me a long story"}], max_tokens=5, temperature=0
+    )
+    if completion.choices[0].finish_reason == "length":
+        assert completion.usage.completion_tokens == 5
+    else:
+        assert completion.usage.completion_tokens < 5
+
+
+def test_text_stream_assembles_to_the_same_text(client):
+    """Streaming yields chunks whose concatenation equals the non-streamed answer (greedy)."""
+    messages = [{"role": "user", "content": "Stream something for me"}]
+    whole = client.chat.completions.create(messages=messages, max_tokens=16, temperature=0)
+    chunks = list(
+        client.chat.completions.create(
+            messages=messages, max_tokens=16, temperature=0, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].model_extra["mmserve"]["route"] == "text"
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_image_chat_routes_to_vision_and_reports_images(client):
+    """An image_url data URI goes to the vision engine; the mmserve object reports the image."""
+    raw = client.chat.completions.with_raw_response.create(messages=image_message(png_data_uri()), max_tokens=8, temperature=0)
+    completion = raw.parse()
+    assert raw.headers["x-mmserve-route"] == "vision"
+    assert completion.choices[0].message.content
+    report = completion.model_extra["mmserve"]
+    assert report["route"] == "vision"
+    assert report["images"][0]["original"] == [224, 224]
+    assert report["images"][0]["tokens"] == 64
+
+
+def test_image_chat_streams(client):
+    """An image chat can be streamed; the final chunk carries the mmserve report."""
+    chunks = list(client.chat.completions.create(messages=image_message(png_data_uri(seed=1)), max_tokens=8, temperature=0, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].model_extra["mmserve"]["route"] == "vision"
+
+
+def test_different_images_give_different_answers(client):
+    """The image reaches the model: two different images give two different greedy answers."""
+    answers = {
+        client.chat.completions.create(messages=image_message(png_data_uri(seed=s)), max_tokens=12, temperature=0)
+        .choices[0]
+        .message.content
+        for s in (2, 3)
+    }
+    assert len(answers) == 2
+
+
+def test_models_lists_auto_and_served_models(client):
+    """/v1/models lists the alias auto and each model with its context length."""
+    models = {m.id: m for m in client.models.list().data}
+    assert "auto" in models
+    served = [m for m in models.values() if m.id != "auto"]
+    assert len(served) == 2 and all(m.model_extra["context_length"] > 0 for m in served)
+
+
+def test_curl_non_streaming(server):
+    """curl gets a JSON completion."""
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    out = subprocess.run(
+        ["curl", "-s", "-H", "Content-Type: application/json", "-d", body, f"{server.base_url}/v1/chat/completions"],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["object"] == "chat.completion"
+
+
+def test_curl_streaming_ends_with_done(server):
+    """curl -N sees SSE data lines ending with data: [DONE]."""
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": True})
+    out = subprocess.run(
+        ["curl", "-sN", "-H", "Content-Type: application/json", "-d", body, f"{server.base_url}/v1/chat/completions"],
+        capture_output=True, check=True, timeout=60, text=True,
+    )  # fmt: skip
+    lines = [line for line in out.stdout.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
+
+
+def test_eight_concurrent_requests_each_get_their_solo_answer(client):
+    """Batching causes no cross-talk: 8 concurrent greedy requests equal their solo answers."""
+    prompts = [f"Question number {i}: what about {word}?" for i, word in enumerate("apples rivers stars glass music trains sand wolves".split())]
+
+    def ask(prompt: str) -> str:
+        return client.chat.completions.create(
+            messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0
+        ).choices[0].message.content
+
+    solo = [ask(p) for p in prompts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ask, prompts))
+    assert together == solo
+    assert len(set(solo)) == len(solo)
+
+
+def test_http_process_never_loads_mlx(server):
+    """The HTTP process has no mlx library mapped; only the workers do."""
+    maps = open(f"/proc/{server.process.pid}/maps").read()
+    assert "libmlx" not in maps and "/mlx/core" not in maps
+    worker_maps = open(f"/proc/{server.worker_pid('text')}/maps").read()
+    assert "mlx" in worker_maps
