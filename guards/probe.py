@@ -109,7 +109,7 @@ def parse_budget(text: str, total_bytes: int) -> int:
             "(600MB, 12GiB, 1.5GB), a fraction of memory (0.7) or a percentage (70%)"
         )
     number, exp, unit = match["number"], match["exp"], match["unit"]
-    value = float(number) * (10 ** int(exp) if exp else 1)
+    value = float(f"{number}e{exp}" if exp else number)
     if not math.isfinite(value):
         raise ValueError(f"memory budget {raw!r} is not a finite number")
     if unit == "%":

@@ -42,13 +42,16 @@ class LocalFileSource:
             raise ImageError(f"{param}: image file not found", param=param) from None
         except OSError:
             raise ImageError(f"{param}: image file cannot be read", param=param) from None
-        with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise ImageSourceForbiddenError(f"{param}: image path is not a regular file", param=param)
             if info.st_size > self._max_bytes:
                 raise ImageError(f"{param}: image is larger than {self._max_bytes} bytes", param=param)
-            data = file.read(self._max_bytes + 1)
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(self._max_bytes + 1)
+        finally:
+            os.close(fd)
         if len(data) > self._max_bytes:
             raise ImageError(f"{param}: image is larger than {self._max_bytes} bytes", param=param)
         return data

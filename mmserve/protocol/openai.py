@@ -152,7 +152,7 @@ class ChunkChoice(Struct):
     logprobs: None = None
 
 
-class ChatCompletionChunk(Struct, kw_only=True, omit_defaults=True):
+class ChatCompletionChunk(Struct, kw_only=True):
     id: str
     created: int
     model: str

@@ -24,7 +24,9 @@ def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:
 
 
 def image_message(uri: str, text: str = "What is in this image?") -> list[dict]:
-    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": text}]}]
+    return [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": text}]}
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_text_chat_returns_completion_routed_to_text(client):
 def test_max_tokens_is_honoured_with_finish_reason_length(client):
     """max_tokens stops generation and says finish_reason=length."""
     completion = client.chat.completions.create(
-        messages=[{"role": "user", "content": "Tell me a long story"}], max_tokens=5, temperature=0
+        model="auto", messages=[{"role": "user", "content": "Tell me a long story"}], max_tokens=5, temperature=0
     )
     if completion.choices[0].finish_reason == "length":
         assert completion.usage.completion_tokens == 5
@@ -60,10 +62,15 @@ def test_max_tokens_is_honoured_with_finish_reason_length(client):
 def test_text_stream_assembles_to_the_same_text(client):
     """Streaming yields chunks whose concatenation equals the non-streamed answer (greedy)."""
     messages = [{"role": "user", "content": "Stream something for me"}]
-    whole = client.chat.completions.create(messages=messages, max_tokens=16, temperature=0)
+    whole = client.chat.completions.create(model="auto", messages=messages, max_tokens=16, temperature=0)
     chunks = list(
         client.chat.completions.create(
-            messages=messages, max_tokens=16, temperature=0, stream=True, stream_options={"include_usage": True}
+            model="auto",
+            messages=messages,
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -75,7 +82,9 @@ def test_text_stream_assembles_to_the_same_text(client):
 
 def test_image_chat_routes_to_vision_and_reports_images(client):
     """An image_url data URI goes to the vision engine; the mmserve object reports the image."""
-    raw = client.chat.completions.with_raw_response.create(messages=image_message(png_data_uri()), max_tokens=8, temperature=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=image_message(png_data_uri()), max_tokens=8, temperature=0
+    )
     completion = raw.parse()
     assert raw.headers["x-mmserve-route"] == "vision"
     assert completion.choices[0].message.content
@@ -87,7 +96,11 @@ def test_image_chat_routes_to_vision_and_reports_images(client):
 
 def test_image_chat_streams(client):
     """An image chat can be streamed; the final chunk carries the mmserve report."""
-    chunks = list(client.chat.completions.create(messages=image_message(png_data_uri(seed=1)), max_tokens=8, temperature=0, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="auto", messages=image_message(png_data_uri(seed=1)), max_tokens=8, temperature=0, stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].model_extra["mmserve"]["route"] == "vision"
 
@@ -95,7 +108,9 @@ def test_image_chat_streams(client):
 def test_different_images_give_different_answers(client):
     """The image reaches the model: two different images give two different greedy answers."""
     answers = {
-        client.chat.completions.create(messages=image_message(png_data_uri(seed=s)), max_tokens=12, temperature=0)
+        client.chat.completions.create(
+            model="auto", messages=image_message(png_data_uri(seed=s)), max_tokens=12, temperature=0
+        )
         .choices[0]
         .message.content
         for s in (2, 3)
@@ -135,12 +150,19 @@ def test_curl_streaming_ends_with_done(server):
 
 def test_eight_concurrent_requests_each_get_their_solo_answer(client):
     """Batching causes no cross-talk: 8 concurrent greedy requests equal their solo answers."""
-    prompts = [f"Question number {i}: what about {word}?" for i, word in enumerate("apples rivers stars glass music trains sand wolves".split())]
+    prompts = [
+        f"Question number {i}: what about {word}?"
+        for i, word in enumerate("apples rivers stars glass music trains sand wolves".split())
+    ]
 
     def ask(prompt: str) -> str:
-        return client.chat.completions.create(
-            messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0
-        ).choices[0].message.content
+        return (
+            client.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0
+            )
+            .choices[0]
+            .message.content
+        )
 
     solo = [ask(p) for p in prompts]
     with ThreadPoolExecutor(8) as pool:
