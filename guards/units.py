@@ -14,11 +14,13 @@ GiB = 2**30
 
 
 def format_bytes(nbytes: int | float) -> str:
-    """Render a byte count for people, in binary units: ``format_bytes(3 * 2**30) == "3.0 GiB"``."""
+    """Render a byte count for people, in binary units: ``format_bytes(3 * 2**30) == "3.00 GiB"``."""
     value = float(nbytes)
     sign = "-" if value < 0 else ""
     value = abs(value)
     for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if value >= size:
-            return f"{sign}{value / size:.1f} {unit}"
+            scaled = value / size
+            digits = 2 if scaled < 10 else 1 if scaled < 100 else 0  # three significant digits
+            return f"{sign}{scaled:.{digits}f} {unit}"
     return f"{sign}{int(value)} B"

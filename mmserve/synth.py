@@ -120,44 +120,55 @@ _VISION_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-_PARAGRAPHS = (
-    "The morning fog rolled slowly over the harbor, and the fishing boats waited at their "
-    "moorings until the light grew strong enough to see the channel markers. An old sailor "
-    "sat on the pier with a cup of tea, counting the gulls that circled above the nets.",
-    "To bake a simple loaf of bread, mix four cups of flour with a spoon of salt, a packet "
-    "of yeast and warm water. Knead the dough for ten minutes, let it rise for an hour, then "
-    "shape it gently and bake it in a hot oven until the crust sounds hollow when tapped.",
-    "Computers store every number as a pattern of bits. A program reads those patterns from "
-    "memory, performs arithmetic in the processor, and writes the results back. Caches keep "
-    "recently used values close to the processor, which makes repeated work much faster.",
-    "Deep in the forest the oak trees stood like patient giants. Moss covered their roots, "
-    "mushrooms pushed through the damp leaves, and a small stream carried the sound of "
-    "water over smooth stones toward the valley far below.",
-    "The library opened at nine o'clock. Students hurried between the tall shelves, looking "
-    "for history books, maps of ancient cities and dictionaries of forgotten languages, "
-    "while the librarian quietly repaired the torn cover of a poetry collection.",
-    "On clear winter nights you can see the bright planets low above the horizon. Through "
-    "a small telescope the rings of Saturn appear as a thin silver line, and the moons of "
-    "Jupiter change their positions from one hour to the next.",
-    "The train left the station exactly on time. Passengers opened newspapers, children "
-    "pressed their faces against the windows, and the conductor walked through each "
-    "carriage checking tickets while fields and villages rushed past outside.",
-    "Music begins with rhythm and silence. A drummer keeps the steady pulse, the bass "
-    "outlines the harmony, and a singer shapes the melody with breath, so that a simple "
-    "song can carry joy, sadness, hope or a memory of summer evenings.",
-    "A good scientific experiment starts with a clear question. Researchers measure what "
-    "they can, change one variable at a time, record every result honestly, and repeat the "
-    "test until they trust the pattern they observe in the data.",
-    "The market was loud and colorful. Farmers sold red apples, yellow lemons, green "
-    "peppers and purple grapes, a baker offered warm rolls, and a musician played an old "
-    "violin near the fountain in the middle of the square.",
-    "When the storm arrived, the wind bent the young trees and rain drummed on the roofs. "
-    "Lightning flashed over the hills, thunder followed a few seconds later, and the "
-    "streets turned into shallow rivers until the clouds finally moved east.",
-    "Learning a new language takes patience. Each day you read a short story, write a few "
-    "sentences, listen to native speakers and practice the difficult sounds, and slowly "
-    "the strange words become familiar friends.",
-)
+_PARAGRAPHS = """\
+The morning fog rolled slowly over the harbor, and the fishing boats waited at their
+moorings until the light grew strong enough to see the channel markers. An old sailor
+sat on the pier with a cup of tea, counting the gulls that circled above the nets.
+
+To bake a simple loaf of bread, mix four cups of flour with a spoon of salt, a packet of
+yeast and warm water. Knead the dough for ten minutes, let it rise for an hour, then
+shape it gently and bake it in a hot oven until the crust sounds hollow when tapped.
+
+Computers store every number as a pattern of bits. A program reads those patterns from
+memory, performs arithmetic in the processor, and writes the results back. Caches keep
+recently used values close to the processor, which makes repeated work much faster.
+
+Deep in the forest the oak trees stood like patient giants. Moss covered their roots,
+mushrooms pushed through the damp leaves, and a small stream carried the sound of water
+over smooth stones toward the valley far below.
+
+The library opened at nine o'clock. Students hurried between the tall shelves, looking
+for history books, maps of ancient cities and dictionaries of forgotten languages, while
+the librarian quietly repaired the torn cover of a poetry collection.
+
+On clear winter nights you can see the bright planets low above the horizon. Through a
+small telescope the rings of Saturn appear as a thin silver line, and the moons of
+Jupiter change their positions from one hour to the next.
+
+The train left the station exactly on time. Passengers opened newspapers, children
+pressed their faces against the windows, and the conductor walked through each carriage
+checking tickets while fields and villages rushed past outside.
+
+Music begins with rhythm and silence. A drummer keeps the steady pulse, the bass
+outlines the harmony, and a singer shapes the melody with breath, so that a simple song
+can carry joy, sadness, hope or a memory of summer evenings.
+
+A good scientific experiment starts with a clear question. Researchers measure what they
+can, change one variable at a time, record every result honestly, and repeat the test
+until they trust the pattern they observe in the data.
+
+The market was loud and colorful. Farmers sold red apples, yellow lemons, green peppers
+and purple grapes, a baker offered warm rolls, and a musician played an old violin near
+the fountain in the middle of the square.
+
+When the storm arrived, the wind bent the young trees and rain drummed on the roofs.
+Lightning flashed over the hills, thunder followed a few seconds later, and the streets
+turned into shallow rivers until the clouds finally moved east.
+
+Learning a new language takes patience. Each day you read a short story, write a few
+sentences, listen to native speakers and practice the difficult sounds, and slowly the
+strange words become familiar friends.
+"""
 _NOUNS = (
     "cat dog bird horse river mountain city village garden window door table chair lamp "
     "book letter picture camera phone engine bridge road tower castle island ocean desert "
@@ -165,22 +176,22 @@ _NOUNS = (
     "student child friend neighbor king queen soldier robot machine network server "
     "kitchen bottle basket candle mirror clock hammer ladder bicycle wagon ship harbor "
     "coffee bread cheese apple orange lemon potato carrot onion pepper flower stone"
-).split()
+)
 _VERBS = (
     "sees finds builds paints carries opens closes follows watches remembers forgets "
     "describes imagines repairs cleans moves lifts throws catches writes reads draws "
     "answers measures counts sells buys sends receives protects discovers explores "
     "visits leaves chooses prepares cooks washes hides shows teaches learns"
-).split()
+)
 _ADJECTIVES = (
     "small large quiet loud bright dark warm cold old young happy tired careful curious "
     "heavy light green blue red yellow purple golden silver wooden broken gentle strange "
     "famous ancient modern simple clever brave lonely busy empty narrow wide"
-).split()
+)
 _ADVERBS = (
     "slowly quickly quietly carefully suddenly often rarely gladly proudly nearly "
     "softly easily happily sadly calmly boldly"
-).split()
+)
 _PLACES = (
     "near the river", "in the old town", "under the bridge", "behind the station",
     "on the hill", "at the market", "during the night", "after the rain",
@@ -191,27 +202,44 @@ _PLACES = (
 def _corpus() -> list[str]:
     """English paragraphs plus deterministic template sentences (seed-independent)."""
     rng = random.Random(20240531)
-    lines = list(_PARAGRAPHS)
+    nouns, verbs = _NOUNS.split(), _VERBS.split()
+    adjectives, adverbs = _ADJECTIVES.split(), _ADVERBS.split()
+    paragraphs = [" ".join(p.split()) for p in _PARAGRAPHS.split("\n\n")]
+    lines = list(paragraphs)
     for _ in range(3000):
         sentence = (
-            f"The {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {rng.choice(_ADVERBS)} "
-            f"{rng.choice(_VERBS)} a {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} "
+            f"The {rng.choice(adjectives)} {rng.choice(nouns)} {rng.choice(adverbs)} "
+            f"{rng.choice(verbs)} a {rng.choice(adjectives)} {rng.choice(nouns)} "
             f"{rng.choice(_PLACES)}."
         )
         if rng.random() < 0.3:
-            sentence += f" It was {rng.randint(1, 12)}:{rng.randint(0, 59):02d} on day {rng.randint(1, 365)}!"
+            hour, minute, day = rng.randint(1, 12), rng.randint(0, 59), rng.randint(1, 365)
+            sentence += f" It was {hour}:{minute:02d} on day {day}!"
         if rng.random() < 0.2:
-            sentence = f'"{sentence}" asked the {rng.choice(_NOUNS)}?'
+            sentence = f'"{sentence}" asked the {rng.choice(nouns)}?'
         case = rng.random()
-        lines.append(sentence.title() if case < 0.25 else sentence.upper() if case < 0.33 else sentence)
-    return lines + [p.title() for p in _PARAGRAPHS] + [p.upper() for p in _PARAGRAPHS]
+        if case < 0.25:
+            sentence = sentence.title()
+        elif case < 0.33:
+            sentence = sentence.upper()
+        lines.append(sentence)
+    return lines + [p.title() for p in paragraphs] + [p.upper() for p in paragraphs]
 
 
 @functools.lru_cache(maxsize=1)
 def _tokenizer_json() -> str:
     """Train the shared byte-level BPE tokenizer and return it as tokenizer.json text."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
@@ -281,14 +309,15 @@ class Profile:
 
 _TINY_TEXT = TextShape(128, 4, 4, 2, 384, 4096, "F32")
 _TINY_VISION = VisionShape(4, 128, 4, 256, (1, 3), "F32")
-_QWEN25_3B = TextShape(2048, 36, 16, 2, 11008, 128000, "BF16")
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(_TINY_TEXT, _TINY_TEXT, _TINY_VISION),
     "qwen2.5-1.5b": Profile(
         TextShape(1536, 28, 12, 2, 8960, 32768, "BF16"), _TINY_TEXT, _TINY_VISION
     ),
     "qwen2.5-vl-3b": Profile(
-        _QWEN25_3B, _QWEN25_3B, VisionShape(32, 1280, 16, 3420, (7, 15, 23, 31), "F32")
+        TextShape(2048, 36, 16, 2, 11008, 32768, "BF16"),
+        TextShape(2048, 36, 16, 2, 11008, 128000, "BF16"),
+        VisionShape(32, 1280, 16, 3420, (7, 15, 23, 31), "F32"),
     ),
 }
 

@@ -81,7 +81,7 @@ def _too_many_pixels(max_pixels: int, param: str) -> ImageError:
 def _oriented(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any EXIF failure means "keep the stored orientation"
         # A damaged EXIF block should not cost a decodable picture; keep it as stored.
         return image.copy()
 

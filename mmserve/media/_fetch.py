@@ -29,6 +29,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Servers that send these still let the decoder decide; anything else (HTML, JSON) is refused.
 _OPAQUE_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_MAX_URL_CHARS = 8192
 _HEADERS = {
     "Accept": "image/*",
     # Raw bytes only: a compressed body could inflate far past the cap inside one chunk.
@@ -101,6 +102,8 @@ class HTTPSource:
             raise ImageFetchError(
                 f"{param}: fetching the image from {host} timed out after {self._policy.timeout_s:g} s", param=param
             ) from None
+        except httpx.InvalidURL:
+            raise ImageError(f"{param}: malformed image URL", param=param) from None
         except httpx.HTTPError as exc:
             raise ImageFetchError(f"{param}: fetching the image from {host} failed", param=param) from exc
 
@@ -130,6 +133,9 @@ class HTTPSource:
         scheme, host, port, target = _split(url, param)
         try:
             literal = parse_ip_literal(host)
+            if literal is None:
+                # IDNA mapping can turn a name into an address (fullwidth digits), so parse again.
+                literal = parse_ip_literal(normalize_host(host))
             name = str(literal) if literal is not None else normalize_host(host)
         except (ValueError, UnicodeError):
             raise ImageError(f"{param}: malformed image URL host", param=param) from None
@@ -166,16 +172,12 @@ class HTTPSource:
                 return await self._client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 failure = exc
-        raise ImageFetchError(
-            f"{param}: could not connect to the image host {hop.host}", param=param
-        ) from failure
+        raise ImageFetchError(f"{param}: could not connect to the image host {hop.host}", param=param) from failure
 
     async def _read_body(self, response: httpx.Response, hop: _Hop, param: str) -> bytes:
         status = response.status_code
         if status >= 400:
-            raise ImageFetchError(
-                f"{param}: fetching the image from {hop.host} failed with HTTP {status}", param=param
-            )
+            raise ImageFetchError(f"{param}: fetching the image from {hop.host} failed with HTTP {status}", param=param)
         if not 200 <= status < 300:
             raise ImageFetchError(f"{param}: unexpected HTTP {status} from {hop.host}", param=param)
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -204,7 +206,7 @@ class HTTPSource:
 def _split(url: str, param: str) -> tuple[str, str, int, str]:
     """Scheme, raw host, port and path+query of an http(s) URL; refuses credentials and odd characters."""
     # Whitespace, controls and backslashes are read differently by different URL parsers.
-    if any(char.isspace() or ord(char) < 0x20 or char in "\\\x7f" for char in url):
+    if len(url) > _MAX_URL_CHARS or any(char.isspace() or ord(char) < 0x20 or char in "\\\x7f" for char in url):
         raise ImageError(f"{param}: malformed image URL", param=param)
     try:
         parts = urlsplit(url)

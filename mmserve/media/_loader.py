@@ -67,7 +67,7 @@ class MediaLoader:
         async def load_one(url: str, param: str) -> None:
             try:
                 loaded[url] = await self.load(url, param=param)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded and re-raised after the group
                 failures.append(exc)
                 group.cancel_scope.cancel()
 

@@ -86,6 +86,7 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"missing required field `(\w+)`")
 
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
@@ -101,9 +102,11 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _PATH.search(message)
-        param = match.group("path").lstrip(".") if match else None
+        param = match.group("path").lstrip(".") if match else ""
         if match:
             message = message[: match.start()]
+        if missing := _MISSING.search(message):  # the path names the object; the field is in the text
+            param = f"{param}.{missing.group(1)}".lstrip(".")
         if param == "n":
             message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
