@@ -56,6 +56,7 @@ async def test_allow_listed_loopback_image_loads(server: ImageServer) -> None:
         "127.0.0.1.",
         "localhost.",
         "sub.localhost",
+        "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # fullwidth digits, mapped to ASCII by IDNA
     ],
 )
 async def test_loopback_spellings_are_refused_without_contact(server: ImageServer, host: str) -> None:

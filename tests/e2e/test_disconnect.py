@@ -1,0 +1,42 @@
+"""A client that goes away stops its generation within about a second."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens": 3000, "temperature": 0}
+
+
+def running(server, engine: str) -> int:
+    return next(w["running"] for w in server.status()["workers"] if w["engine"] == engine)
+
+
+def wait_for_running(server, engine: str, value: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if running(server, engine) == value:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"{engine} engine still has {running(server, engine)} running after {timeout}s")
+
+
+def test_stream_disconnect_frees_the_sequence(server):
+    """Closing a streaming response mid-way removes the sequence from the batch within ~1 s."""
+    with httpx.stream("POST", server.base_url + "/v1/chat/completions", json={**LONG, "stream": True}, timeout=30) as response:
+        lines = response.iter_lines()
+        for _ in range(6):
+            next(lines)
+        assert running(server, "text") == 1
+    assert wait_for_running(server, "text", 0, timeout=1.5) < 1.5
+
+
+def test_non_stream_disconnect_frees_the_sequence(server):
+    """A non-streaming client that times out and hangs up stops its generation too."""
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.base_url + "/v1/chat/completions", json=LONG, timeout=1.0)
+    assert wait_for_running(server, "text", 0, timeout=1.5) < 1.5

@@ -1,0 +1,89 @@
+"""Routing and message normalization (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmserve.errors import InvalidRequestError, ModelNotFoundError
+from mmserve.normalize import Route, normalize
+from mmserve.protocol.openai import decode_chat_request
+
+TEXT = Route("text", "qwen-text", "/models/text")
+VISION = Route("vision", "qwen-vl", "/models/vision")
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}
+
+
+def request(**body):
+    import json
+
+    body.setdefault("messages", [{"role": "user", "content": "hi"}])
+    return decode_chat_request(json.dumps(body).encode())
+
+
+def with_image(text="what is this?"):
+    return [{"role": "user", "content": [{"type": "text", "text": text}, IMAGE]}]
+
+
+def test_auto_sends_text_to_text_engine():
+    """Without images, auto goes to the text engine."""
+    assert normalize(request(), [TEXT, VISION]).route == TEXT
+
+
+def test_auto_sends_images_to_vision_engine():
+    """With an image part, auto goes to the vision engine, keeping the parts in order."""
+    job = normalize(request(messages=with_image()), [TEXT, VISION])
+    assert job.route == VISION
+    assert job.messages[0]["content"] == [{"type": "text", "text": "what is this?"}, {"type": "image"}]
+    assert job.images[0].param == "messages[0].content[1].image_url"
+    assert job.images[0].detail == "low"
+
+
+def test_text_goes_to_vision_engine_when_it_is_the_only_one():
+    """With only a vision engine, text requests are served by it."""
+    assert normalize(request(), [VISION]).route == VISION
+
+
+def test_image_without_vision_engine_is_400_naming_the_part():
+    """An image where no vision engine exists is a 400 naming the image part."""
+    with pytest.raises(InvalidRequestError) as caught:
+        normalize(request(messages=with_image()), [TEXT])
+    assert caught.value.param == "messages[0].content[1].image_url"
+
+
+def test_named_model_routes_by_name_or_path():
+    """Naming a served model (by name or path) picks that engine."""
+    assert normalize(request(model="qwen-vl"), [TEXT, VISION]).route == VISION
+    assert normalize(request(model="/models/text"), [TEXT, VISION]).route == TEXT
+
+
+def test_unknown_model_is_model_not_found():
+    """An unknown model name raises model_not_found listing what is served."""
+    with pytest.raises(ModelNotFoundError, match="qwen-text"):
+        normalize(request(model="nope"), [TEXT, VISION])
+
+
+def test_text_parts_are_joined_for_the_text_engine():
+    """For the text engine, list content becomes one string."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert normalize(request(messages=messages), [TEXT]).messages[0]["content"] == "a\nb"
+
+
+def test_developer_role_becomes_system():
+    """OpenAI's developer role reaches the template as system."""
+    job = normalize(request(messages=[{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]), [TEXT])
+    assert job.messages[0]["role"] == "system"
+
+
+def test_image_in_assistant_message_is_refused():
+    """Images are only accepted from the user."""
+    messages = [{"role": "assistant", "content": [IMAGE]}, {"role": "user", "content": "hi"}]
+    with pytest.raises(InvalidRequestError) as caught:
+        normalize(request(messages=messages), [VISION])
+    assert caught.value.param == "messages[0].content[0]"
+
+
+def test_sampling_and_stop_are_carried():
+    """Sampling values, a single stop string and max_completion_tokens reach the job."""
+    job = normalize(request(temperature=0, top_k=5, seed=3, stop="END", max_completion_tokens=7, max_tokens=99), [TEXT])
+    assert (job.sampling.temperature, job.sampling.top_k, job.sampling.seed) == (0, 5, 3)
+    assert job.stop == ["END"] and job.max_tokens == 7
