@@ -22,7 +22,12 @@ from guards.errors import (
 from guards.images import exif_upright, fit_size, resize, upright_size
 from guards.ledger import MemoryLedger, Reservation
 from guards.plan import ImageRequest, Plan, PlannedImage, plan_image, plan_request
-from guards.probe import MemoryReading, parse_budget, read_host_memory, reading_from_device_info
+from guards.probe import (
+    MemoryReading,
+    parse_budget,
+    read_host_memory,
+    reading_from_device_info,
+)
 from guards.tiers import DEFAULT_TIERS, Tier, default_budget, tier_for
 from guards.units import GiB, format_bytes
 from guards.vision import VisionSpec, patches, smart_resize, vision_tokens

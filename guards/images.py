@@ -76,7 +76,7 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     """Width and height after EXIF orientation, read from the header without decoding pixels."""
     try:
         orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception:  # a broken EXIF block must not make an image unusable
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not make an image unusable
         orientation = 1
     width, height = image.size
     return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)

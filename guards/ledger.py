@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from types import TracebackType
+from typing import Self
 
 from guards.errors import BusyError, NeverFitsError
 from guards.units import format_bytes
@@ -39,7 +40,7 @@ class Reservation:
             self._released = True
             self._ledger._give_back(self.nbytes)
 
-    def __enter__(self) -> Reservation:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -50,7 +51,7 @@ class Reservation:
     ) -> None:
         self.release()
 
-    async def __aenter__(self) -> Reservation:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from guards.cost import (
     DEFAULT_VISION_COST,
@@ -62,8 +63,8 @@ __all__ = [
 ]
 
 DETAILS = ("auto", "low", "high")
-ADMIT = "admit"
-QUEUE = "queue"
+ADMIT: Literal["admit"] = "admit"
+QUEUE: Literal["queue"] = "queue"
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Plan:
     planned_peak_bytes: int
     reserve_bytes: int
     budget_bytes: int
-    decision: str
+    decision: Literal["admit", "queue"]
 
     @property
     def image_tokens(self) -> int:

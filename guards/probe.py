@@ -131,7 +131,7 @@ def parse_budget(text: str, total_bytes: int) -> int:
                 f"memory budget {raw!r} has an unknown unit {unit!r}; use B, K/KB, M/MB, "
                 "G/GB, T/TB (decimal) or Ki/KiB, Mi/MiB, Gi/GiB, Ti/TiB (binary)"
             )
-        nbytes = int(round(value * _UNITS[unit]))
+        nbytes = round(value * _UNITS[unit])
     if nbytes <= 0:
         raise ValueError(f"memory budget {raw!r} must be greater than zero bytes")
     return nbytes

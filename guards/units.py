@@ -13,7 +13,7 @@ MiB = 2**20
 GiB = 2**30
 
 
-def format_bytes(nbytes: int | float) -> str:
+def format_bytes(nbytes: float) -> str:
     """Render a byte count for people, in binary units: ``format_bytes(3 * 2**30) == "3.00 GiB"``."""
     value = float(nbytes)
     sign = "-" if value < 0 else ""

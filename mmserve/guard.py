@@ -34,6 +34,10 @@ class Planned:
     release: object  # callable, idempotent
 
 
+def _nothing() -> None:
+    pass
+
+
 class MemoryGuard:
     def __init__(self, settings) -> None:
         self.settings = settings
@@ -86,7 +90,7 @@ class MemoryGuard:
             vision=vision,
         )
         resident = sum(model.weights_bytes for model in self.models.values())
-        self.ledger = guards.MemoryLedger(max(self.budget_bytes - resident, 0))
+        self.ledger.set_capacity(max(self.budget_bytes - resident, 0))
 
     def _model_for(self, kind: str) -> guards.ModelMemory:
         """The engine's shape, with every engine's weights counted as resident."""
@@ -137,7 +141,10 @@ class MemoryGuard:
         if plan.decision == "queue":
             self.decisions["queued"] += 1
         try:
-            reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+            if self.settings.no_guard:  # measurement only: nothing is held back
+                release = _nothing
+            else:
+                release = (await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)).release
         except guards.BusyError as exc:
             self.decisions["refused"] += 1
             raise OverloadedError(str(exc), retry_after=exc.retry_after_s) from None
@@ -155,7 +162,7 @@ class MemoryGuard:
         }
         if plan.max_tokens_clamped_from is not None:
             report["max_tokens_clamped_from"] = plan.max_tokens_clamped_from
-        return Planned(images=list(images), max_tokens=plan.max_tokens, report=report, release=reservation.release)
+        return Planned(images=list(images), max_tokens=plan.max_tokens, report=report, release=release)
 
     def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:
         key = (decoded.sha256, size)

@@ -8,9 +8,9 @@
 Both share a byte-level BPE tokenizer trained locally on an embedded corpus,
 carrying Qwen's special tokens and chat templates. Weights are random,
 deterministic per seed, and scaled so that greedy decoding depends on the
-prompt and on the image. The ``tiny`` profile generates in about a second on a
-CPU; the other profiles reproduce real Qwen shapes for GPU benchmarks and are
-written tensor by tensor into safetensors shards of at most 2 GB.
+prompt and on the image. The ``tiny`` profile generates in well under a second
+on a CPU; the other profiles reproduce real Qwen shapes for GPU benchmarks and
+are written tensor by tensor into safetensors shards of at most 2 GB.
 """
 
 from __future__ import annotations

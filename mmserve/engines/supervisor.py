@@ -132,7 +132,9 @@ class EngineClient:
             sys.executable, "-m", "mmserve.engines.worker",
             "--engine", spec.engine, "--model", spec.path, "--name", spec.name,
             "--fd", str(child.fileno()), "--memory-limit", str(spec.memory_limit),
-            "--max-batch", str(spec.max_batch), "--calibrate-side", str(spec.calibrate_side),
+            "--max-batch", str(spec.max_batch),
+            # A restarted worker keeps the first calibration: the model did not change.
+            "--calibrate-side", str(spec.calibrate_side if self.restarts == 0 else 0),
         ]  # fmt: skip
         try:
             self.process = await asyncio.create_subprocess_exec(

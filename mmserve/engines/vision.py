@@ -9,6 +9,7 @@ pick takes exactly that token.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 import mlx.core as mx
@@ -138,35 +139,51 @@ class VisionEngine:
         _, generated = self.generator.next()
         return [(r.uid, r.token, r.finish_reason) for r in generated]
 
-    def calibrate(self, max_side: int) -> list[list[int]]:
+    def calibrate(self, max_side: int, *, time_budget_s: float = 10.0) -> list[list[int]]:
         """Measure the encoder's extra peak memory at a few square sizes up to ``max_side``.
 
-        Returns ``[width, height, patches, peak_extra_bytes]`` rows for the guard's fit.
+        Larger sizes are extrapolated by the guard's quadratic fit rather than measured
+        when measuring them would take longer than ``time_budget_s`` or would come near
+        the memory limit. Returns ``[width, height, patches, peak_extra_bytes]`` rows.
         """
-        spec = self.vision_spec
-        step = spec["patch_size"] * spec["merge_size"]
-        sides = sorted({max(step * 2, (max_side * k // 4) // step * step) for k in (1, 2, 3, 4)})
-        rng = np.random.default_rng(0)
-        samples = []
-        for side in sides:
-            pixels = rng.integers(0, 255, size=(side, side, 3), dtype=np.uint8)
-            inputs = prepare_inputs(self.processor, images=[Image.fromarray(pixels)], prompts="<|image_pad|>")
-            pixel_values, grid = inputs["pixel_values"], inputs["image_grid_thw"]
-            dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
-            pixel_values = pixel_values.astype(dtype)
-            mx.eval(pixel_values)
-            mx.clear_cache()
-            base = mx.get_active_memory()
-            mx.reset_peak_memory()
-            out = self.model.vision_tower(pixel_values, grid, output_hidden_states=False)
-            mx.eval(out)
-            extra = mx.get_peak_memory() - base
-            patches = int(np.prod(np.array(grid.tolist()[0])))
-            del out
-            mx.clear_cache()
-            samples.append([side, side, patches, int(extra)])
+        from guards import VisionSpec, calibration_sizes, patches
+
+        spec = VisionSpec(**self.vision_spec)
+        sizes = calibration_sizes(spec, max_side)
+        self._measure(*sizes[0])  # warm-up: kernels compile on first use
+        samples, spent = [], 0.0
+        for width, height in sizes:
+            if len(samples) >= 3:
+                _, _, last_patches, last_bytes = samples[-1]
+                growth = (patches(width, height, spec) / last_patches) ** 2
+                too_big = self.memory_limit and last_bytes * growth > 0.5 * (self.memory_limit - self.weights_bytes)
+                if too_big or spent + growth * took > time_budget_s:
+                    break
+            started = time.monotonic()
+            samples.append([width, height, *self._measure(width, height)])
+            took = time.monotonic() - started
+            spent += took
         mx.reset_peak_memory()
         return samples
+
+    def _measure(self, width: int, height: int) -> tuple[int, int]:
+        """(patches, extra peak bytes) of one encoder pass on a random image of this size."""
+        pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        inputs = prepare_inputs(self.processor, images=[Image.fromarray(pixels)], prompts="<|image_pad|>")
+        tower = self.model.vision_tower
+        pixel_values = inputs["pixel_values"].astype(tower.patch_embed.proj.weight.dtype)
+        grid = inputs["image_grid_thw"]
+        mx.eval(pixel_values, grid)
+        mx.clear_cache()  # cached buffers would hide new allocations
+        base = mx.get_active_memory()
+        mx.reset_peak_memory()
+        features = tower(pixel_values, grid, output_hidden_states=False)
+        mx.eval(features)
+        extra = mx.get_peak_memory() - base
+        patches = int(np.prod(np.array(grid.tolist()[0])))
+        del features
+        mx.clear_cache()
+        return patches, int(extra)
 
 
 def _pixels(image_processor, name: str, size_key: str) -> int:

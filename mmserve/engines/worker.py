@@ -225,10 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import mlx.core as mx
 
-        if args.memory_limit:
-            mx.set_memory_limit(args.memory_limit)
+        memory_limit = args.memory_limit
+        if _backend() == "cuda":
+            # mlx's CUDA allocator uses managed memory for part of its buffers: never drive it near the card's size.
+            memory_limit = min(memory_limit or 1 << 62, mx.device_info()["total_memory"] // 2)
+        if memory_limit:
+            mx.set_memory_limit(memory_limit)
             # Freed buffers above this are returned to the system instead of being kept for reuse.
-            mx.set_cache_limit(max(args.memory_limit // 4, 64 << 20))
+            mx.set_cache_limit(max(memory_limit // 4, 64 << 20))
         if args.engine == "text":
             from .text import TextEngine
 
@@ -237,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             from .vision import VisionEngine
 
             engine = VisionEngine(args.model, max_batch=args.max_batch)
+        engine.memory_limit = memory_limit
         calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
-        engine.memory_limit = args.memory_limit
         ready = messages.Ready(
             engine=args.engine,
             model=args.name,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("mlx_vlm")
-import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import mlx.core as mx
+import numpy as np
+from PIL import Image
 
-from guards import Calibration, VisionSpec, calibration_sizes, patches  # noqa: E402
+from guards import Calibration, VisionSpec, calibration_sizes, patches
 
 
 def measure_vision_peak(model, processor, width: int, height: int) -> tuple[int, int]:

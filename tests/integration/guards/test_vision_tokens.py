@@ -9,9 +9,17 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("mlx_vlm")
-from mlx_vlm.models.qwen3_vl.processing_qwen3_vl import Qwen3VLImageProcessor  # noqa: E402
+from mlx_vlm.models.qwen3_vl.processing_qwen3_vl import Qwen3VLImageProcessor
 
-from guards import AspectRatioError, VisionSpec, patches, plan_image, resize, smart_resize, vision_tokens  # noqa: E402
+from guards import (
+    AspectRatioError,
+    VisionSpec,
+    patches,
+    plan_image,
+    resize,
+    smart_resize,
+    vision_tokens,
+)
 
 SPEC = VisionSpec()
 SMALL_SPEC = VisionSpec(min_pixels=56 * 56, max_pixels=14 * 14 * 4 * 1280)  # the processor class's defaults

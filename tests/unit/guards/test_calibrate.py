@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from guards import Calibration, VisionCost, VisionSpec, calibration_sizes, patches, smart_resize
+from guards import (
+    Calibration,
+    VisionCost,
+    VisionSpec,
+    calibration_sizes,
+    patches,
+    smart_resize,
+)
 
 SPEC = VisionSpec()
 

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from guards import DEFAULT_VISION_COST, GiB, ModelMemory, VisionCost, fit_vision_cost, kv_bytes_per_token
+from guards import (
+    DEFAULT_VISION_COST,
+    GiB,
+    ModelMemory,
+    VisionCost,
+    fit_vision_cost,
+    kv_bytes_per_token,
+)
 
 # The shared/gpu README: Qwen2.5-VL-3B, float32 vision tower, extra peak over weights.
 README = [(1024, 2.5), (9216, 6.4), (16384, 19.0)]

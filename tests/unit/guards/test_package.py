@@ -30,9 +30,8 @@ def test_every_public_function_and_class_has_a_docstring():
     missing = []
     for name in guards.__all__:
         item = getattr(guards, name)
-        if inspect.isfunction(item) or inspect.isclass(item):
-            if not inspect.getdoc(item):
-                missing.append(name)
+        if (inspect.isfunction(item) or inspect.isclass(item)) and not inspect.getdoc(item):
+            missing.append(name)
         if inspect.isclass(item):
             for attribute, member in vars(item).items():
                 if attribute.startswith("_"):

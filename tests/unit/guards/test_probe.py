@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from guards import GiB, MemoryReading, parse_budget, read_host_memory, reading_from_device_info
+from guards import (
+    GiB,
+    MemoryReading,
+    parse_budget,
+    read_host_memory,
+    reading_from_device_info,
+)
 
 HOST = MemoryReading(backend="cpu", total_bytes=64 * GiB, available_bytes=40 * GiB)
 

@@ -1,0 +1,127 @@
+"""Counters of a batch run and their display on stderr.
+
+On a terminal the status line is redrawn in place; otherwise (logs, CI) a line is
+printed every ``interval_s`` seconds. Warnings are always printed on their own line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+__all__ = ["Progress", "Summary"]
+
+
+@dataclass
+class Summary:
+    """What a run did. ``exit_code`` is 0 only when every item has succeeded, now or before."""
+
+    total: int = 0
+    done: int = 0  # succeeded in this run
+    skipped: int = 0  # already done successfully by an earlier run
+    failed: int = 0  # failed in this run (after any retries)
+    failed_before: int = 0  # earlier permanent failures not retried (see retry_failed)
+    retries: int = 0
+    warnings: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    failures: list[str] = field(default_factory=list)  # "name: message", for the end-of-run report
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.failed_before or self.interrupted)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+class Progress:
+    """Prints a ``Summary`` as it changes; ``noun`` names the items ("images", "pages")."""
+
+    def __init__(self, label: str, noun: str, summary: Summary, *, enabled: bool = True,
+                 stream: TextIO | None = None, interval_s: float = 10.0) -> None:  # fmt: skip
+        self.label = label
+        self.noun = noun
+        self.summary = summary
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.tty = enabled and self.stream.isatty()
+        self.interval_s = 0.1 if self.tty else interval_s
+        self.started = time.monotonic()
+        self._last = self.started
+        self._drawn = False
+
+    def update(self) -> None:
+        now = time.monotonic()
+        self.summary.elapsed_s = round(now - self.started, 3)
+        if not self.enabled or now - self._last < self.interval_s:
+            return
+        self._last = now
+        if self.tty:
+            self.stream.write("\r\033[K" + self._status())
+            self._drawn = True
+        else:
+            self.stream.write(self._status() + "\n")
+        self.stream.flush()
+
+    def warn(self, message: str) -> None:
+        """A line of its own, shown even with progress off."""
+        self.summary.warnings += 1
+        self._clear()
+        self.stream.write(f"{self.label}: warning: {message}\n")
+        self.stream.flush()
+
+    def error(self, message: str) -> None:
+        self._clear()
+        self.stream.write(f"{self.label}: {message}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        s = self.summary
+        s.elapsed_s = round(time.monotonic() - self.started, 3)
+        self._clear()
+        for failure in s.failures[:20]:
+            self.stream.write(f"{self.label}: failed: {failure}\n")
+        if len(s.failures) > 20:
+            self.stream.write(f"{self.label}: ... and {len(s.failures) - 20} more failures (see the JSONL)\n")
+        if self.enabled or not s.ok:
+            state = "interrupted" if s.interrupted else "finished"
+            line = (f"{self.label}: {state}: {s.total} {self.noun}: {s.done} done, {s.skipped} skipped (already done), "
+                    f"{s.failed} failed")  # fmt: skip
+            if s.failed_before:
+                line += f", {s.failed_before} failed earlier (not retried; use --retry-failed)"
+            line += f", {s.retries} retries in {s.elapsed_s:.1f}s"
+            if s.interrupted:
+                line += "; run the same command again to resume"
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _status(self) -> str:
+        s = self.summary
+        handled = s.done + s.skipped + s.failed + s.failed_before
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = (s.done + s.failed) / elapsed
+        line = f"{self.label}: {handled}/{s.total} {self.noun}, {s.done} done, {s.skipped} skipped, {s.failed + s.failed_before} failed"
+        if s.retries:
+            line += f", {s.retries} retries"
+        line += f", {rate:.2f}/s"
+        if rate > 0 and handled < s.total:
+            line += f", eta {_duration((s.total - handled) / rate)}"
+        return line
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self._drawn = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,270 @@
+"""Batch image captioning, resumable: ``mmserve caption DIR -o captions.jsonl``.
+
+Every image is sent as a data URI through the official ``openai`` SDK; one JSONL
+line per image is appended (and fsynced) as soon as its answer arrives. Run the
+same command again after a crash or Ctrl-C and only the missing images are sent:
+an image counts as done when the journal has a successful line with its path and
+the sha256 of its current bytes. Images the server refused with a 4xx are
+recorded as failed and not retried unless ``--retry-failed`` is given.
+
+JSONL line (one per image and attempt-run)::
+
+    {"path": "/abs/img.png", "sha256": "...", "caption": "..." | null,
+     "finish_reason": "stop" | "length" | null, "usage": {...} | null,
+     "model": "...", "mmserve": {...} | null,      # the server's report (sizes, resizing)
+     "error": null | {"error": {"message", "type", "param", "code"}},
+     "status": 200 | 4xx | 5xx | null, "permanent": bool,
+     "attempts": n, "elapsed_s": s, "finished_at": "2025-01-01T00:00:00Z"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ._journal import Journal, JournalBusyError
+from ._options import add_common_arguments
+from ._progress import Progress, Summary
+from ._transport import DEFAULT_BASE_URL, RetryPolicy, ask_about_image, data_uri, open_client
+
+__all__ = ["DEFAULT_PROMPT", "IMAGE_SUFFIXES", "acaption", "add_arguments", "caption", "find_images", "main", "run"]
+
+DEFAULT_PROMPT = "Describe this image in one sentence."
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+PathLike = str | os.PathLike
+Inputs = PathLike | Iterable[PathLike]
+
+
+def find_images(paths_or_dir: Inputs, *, files_from: PathLike | None = None) -> list[Path]:
+    """The images to caption, in a stable order, each once, as absolute paths.
+
+    Directories are walked recursively for files with an image suffix (hidden
+    files and folders skipped); files named explicitly, or listed one per line in
+    ``files_from`` ("-" for stdin; blank lines and ``#`` comments ignored;
+    relative to the current directory), are taken whatever their suffix.
+    """
+    inputs = [paths_or_dir] if isinstance(paths_or_dir, (str, os.PathLike)) else list(paths_or_dir)
+    if files_from is not None:
+        inputs += _read_list(files_from)
+    found: dict[str, Path] = {}
+    for item in inputs:
+        path = Path(os.path.abspath(item))
+        if path.is_dir():
+            for image in _walk(path):
+                found.setdefault(str(image), image)
+        elif path.exists():
+            found.setdefault(str(path), path)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {item}")
+    return list(found.values())
+
+
+def _walk(root: Path) -> list[Path]:
+    images = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        images += [Path(folder, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return images
+
+
+def _read_list(files_from: PathLike) -> list[str]:
+    text = sys.stdin.read() if str(files_from) == "-" else Path(files_from).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _states(records: list[dict]) -> dict[tuple[str, str], str]:
+    """(path, sha256) -> "done" | "failed" (permanent) | "retry", from the latest line for each key."""
+    states: dict[tuple[str, str], str] = {}
+    for record in records:
+        key = (record.get("path"), record.get("sha256"))
+        if not all(isinstance(k, str) for k in key):
+            continue
+        if record.get("error") is None:
+            states[key] = "done"
+        elif states.get(key) != "done":
+            states[key] = "failed" if record.get("permanent") else "retry"
+    return states
+
+
+def _read_and_hash(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def acaption(
+    paths_or_dir: Inputs,
+    *,
+    out: PathLike,
+    base_url: str = DEFAULT_BASE_URL,
+    api_key: str | None = None,
+    model: str = "auto",
+    prompt: str = DEFAULT_PROMPT,
+    concurrency: int = 4,
+    max_tokens: int | None = 128,
+    temperature: float | None = 0.0,
+    retries: int = 8,
+    retry_failed: bool = False,
+    timeout: float = 600.0,
+    files_from: PathLike | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Caption every image of ``paths_or_dir`` not yet done in the JSONL ``out``; see ``caption``."""
+    images = find_images(paths_or_dir, files_from=files_from)
+    summary = Summary(total=len(images))
+    if not images:
+        return summary
+    show = Progress("caption", "images", summary, enabled=progress)
+    policy = RetryPolicy(retries=retries)
+    pending = iter(images)
+
+    def note_retry(status: int | None, delay: float, attempt: int) -> None:
+        summary.retries += 1
+        show.update()
+
+    with Journal(out) as journal:
+        if journal.dropped_tail:
+            show.warn(f"{out}: dropped a partial last line left by an interrupted run")
+        states = _states(journal.records)
+        journal.records = []  # the states are all we need; let the records go
+
+        async def work(client) -> None:
+            for path in pending:  # one shared iterator: each image goes to exactly one worker
+                try:
+                    data, sha256 = await asyncio.to_thread(_read_and_hash, path)
+                except OSError as exc:
+                    record = _failure_record(path, None, f"cannot read file: {exc.strerror or exc}")
+                    journal.append(record)
+                    summary.failed += 1
+                    summary.failures.append(f"{path}: {record['error']['error']['message']}")
+                    show.update()
+                    continue
+                state = states.get((str(path), sha256))
+                if state == "done" or (state == "failed" and not retry_failed):
+                    if state == "done":
+                        summary.skipped += 1
+                    else:
+                        summary.failed_before += 1
+                    show.update()
+                    continue
+                uri = await asyncio.to_thread(data_uri, data, path.name)
+                del data
+                outcome = await ask_about_image(client, uri=uri, prompt=prompt, model=model, max_tokens=max_tokens,
+                                                temperature=temperature, policy=policy, on_retry=note_retry)  # fmt: skip
+                del uri
+                journal.append({
+                    "path": str(path),
+                    "sha256": sha256,
+                    "caption": outcome.text if outcome.ok else None,
+                    "finish_reason": outcome.finish_reason,
+                    "usage": outcome.usage,
+                    "model": outcome.model,
+                    "mmserve": outcome.mmserve,
+                    "error": outcome.error,
+                    "status": outcome.status,
+                    "permanent": outcome.permanent,
+                    "attempts": outcome.attempts,
+                    "elapsed_s": outcome.elapsed_s,
+                    "finished_at": _now(),
+                })  # fmt: skip
+                if outcome.ok:
+                    summary.done += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append(f"{path}: {outcome.error['error'].get('message')}")
+                show.update()
+
+        try:
+            async with open_client(base_url, api_key, timeout) as client, asyncio.TaskGroup() as group:
+                for _ in range(max(1, concurrency)):
+                    group.create_task(work(client))
+        except asyncio.CancelledError:
+            summary.interrupted = True
+            raise
+        finally:
+            show.finish()
+    return summary
+
+
+def _failure_record(path: Path, sha256: str | None, message: str) -> dict:
+    return {
+        "path": str(path), "sha256": sha256, "caption": None, "finish_reason": None, "usage": None, "model": None,
+        "mmserve": None, "error": {"error": {"message": message, "type": "client_error", "param": None, "code": "unreadable_file"}},
+        "status": None, "permanent": False, "attempts": 0, "elapsed_s": 0.0, "finished_at": _now(),
+    }  # fmt: skip
+
+
+def caption(paths_or_dir: Inputs, *, out: PathLike, **options) -> Summary:
+    """Caption images into the JSONL file ``out``, skipping those already done there.
+
+    ``paths_or_dir``: a directory (walked recursively), an image path, or a list
+    of these; ``files_from`` adds a file listing paths. Keyword options:
+    ``base_url``, ``api_key`` (default $OPENAI_API_KEY or "none"), ``model``,
+    ``prompt``, ``concurrency`` (4), ``max_tokens`` (128), ``temperature`` (0.0),
+    ``retries`` (8, for overload / 5xx / connection errors), ``retry_failed``,
+    ``timeout`` (seconds per request), ``progress`` (stderr status line).
+    Returns the run's ``Summary``; ``summary.exit_code`` is 1 if any image failed.
+    Runs its own event loop: from async code, await ``acaption`` instead.
+    """
+    return asyncio.run(acaption(paths_or_dir, out=out, **options))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mmserve caption``."""
+    parser.add_argument("inputs", nargs="*", metavar="PATH", help="image files and/or folders (walked recursively)")
+    parser.add_argument("--files-from", metavar="FILE", help="read more paths from FILE, one per line ('-': stdin)")
+    parser.add_argument("-o", "--out", default="captions.jsonl", help="JSONL journal to append to (default: %(default)s)")
+    add_common_arguments(parser, prompt=DEFAULT_PROMPT, concurrency=4, max_tokens=128)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``mmserve caption`` with parsed ``args``; returns the exit code."""
+    if not args.inputs and not args.files_from:
+        print("caption: give image files or folders (or --files-from FILE)", file=sys.stderr)
+        return 2
+    try:
+        summary = caption(
+            args.inputs,
+            out=args.out,
+            files_from=args.files_from,
+            base_url=args.base_url,
+            api_key=args.api_key,
+            model=args.model,
+            prompt=args.prompt,
+            concurrency=args.concurrency,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            retries=args.retries,
+            retry_failed=args.retry_failed,
+            timeout=args.timeout,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, JournalBusyError, ImportError) as exc:
+        print(f"caption: {exc}", file=sys.stderr)
+        return 2
+    if summary.total == 0:
+        print("caption: no images found", file=sys.stderr)
+        return 2
+    return summary.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mmserve caption", description="Caption images in batch, resumably, into a JSONL file.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
