@@ -45,6 +45,8 @@ class MemoryGuard:
         self.tier = guards.tier_for(self.reading.total_bytes)
         self.budget_bytes = self._budget()
         self.max_image_side = settings.max_image_side or self.tier.max_image_side
+        # The text worker keeps finished requests' KV for prefix reuse, within this bound.
+        self.prefix_cache_bytes = min(self.budget_bytes // 10, 2 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
         self.specs: dict[str, guards.VisionSpec] = {}
         self.calibration: dict | None = None
@@ -90,12 +92,16 @@ class MemoryGuard:
             vision=vision,
         )
         resident = sum(model.weights_bytes for model in self.models.values())
+        if "text" in self.models:
+            resident += self.prefix_cache_bytes
         self.ledger.set_capacity(max(self.budget_bytes - resident, 0))
 
     def _model_for(self, kind: str) -> guards.ModelMemory:
         """The engine's shape, with every engine's weights counted as resident."""
         model = self.models[kind]
         others = sum(m.weights_bytes for k, m in self.models.items() if k != kind)
+        if "text" in self.models:
+            others += self.prefix_cache_bytes
         return guards.ModelMemory(
             weights_bytes=model.weights_bytes + others,
             kv_bytes_per_token=model.kv_bytes_per_token,

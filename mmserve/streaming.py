@@ -13,7 +13,7 @@ import structlog
 
 from .engines import messages
 from .errors import InternalError, MMServeError
-from .protocol.openai import ChatCompletionChunk, ChunkChoice, DeltaMessage, Usage
+from .protocol.openai import ChatCompletionChunk, ChunkChoice, DeltaMessage, PromptTokensDetails, Usage
 
 __all__ = ["DONE", "sse_chunks"]
 
@@ -31,6 +31,7 @@ def usage_of(finished: messages.Finished) -> Usage:
         prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
         total_tokens=finished.prompt_tokens + finished.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=finished.cached_tokens),
     )
 
 

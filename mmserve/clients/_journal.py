@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Self
 
 try:
     import fcntl
@@ -38,7 +39,7 @@ class Journal:
         self.bad_lines = 0
         self._file = None
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         file = open(self.path, "a+b")  # O_APPEND: every write lands at the end
         try:

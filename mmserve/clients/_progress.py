@@ -27,11 +27,12 @@ class Summary:
     warnings: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    stopped: str | None = None  # why the run gave up early (the server is unreachable)
     failures: list[str] = field(default_factory=list)  # "name: message", for the end-of-run report
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.failed_before or self.interrupted)
+        return not (self.failed or self.failed_before or self.interrupted or self.stopped)
 
     @property
     def exit_code(self) -> int:
@@ -74,7 +75,8 @@ class Progress:
         self.stream.write(f"{self.label}: warning: {message}\n")
         self.stream.flush()
 
-    def error(self, message: str) -> None:
+    def say(self, message: str) -> None:
+        """A line of its own (results, problems), shown even with progress off."""
         self._clear()
         self.stream.write(f"{self.label}: {message}\n")
         self.stream.flush()
@@ -88,13 +90,15 @@ class Progress:
         if len(s.failures) > 20:
             self.stream.write(f"{self.label}: ... and {len(s.failures) - 20} more failures (see the JSONL)\n")
         if self.enabled or not s.ok:
-            state = "interrupted" if s.interrupted else "finished"
+            state = "interrupted" if s.interrupted else "stopped" if s.stopped else "finished"
             line = (f"{self.label}: {state}: {s.total} {self.noun}: {s.done} done, {s.skipped} skipped (already done), "
                     f"{s.failed} failed")  # fmt: skip
             if s.failed_before:
                 line += f", {s.failed_before} failed earlier (not retried; use --retry-failed)"
             line += f", {s.retries} retries in {s.elapsed_s:.1f}s"
-            if s.interrupted:
+            if s.stopped:
+                line += f"; {s.stopped}"
+            if s.interrupted or s.stopped:
                 line += "; run the same command again to resume"
             self.stream.write(line + "\n")
         self.stream.flush()

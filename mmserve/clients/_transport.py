@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import math
 import os
 import random
 import time
@@ -102,6 +103,11 @@ class Outcome:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def unreachable(self) -> bool:
+        """The server could not be reached at all: no point in sending the next image."""
+        return self.status is None and (self.error or {}).get("error", {}).get("code") == "connection_error"
+
 
 def open_client(base_url: str, api_key: str | None, timeout: float):
     """An ``openai.AsyncOpenAI`` with the SDK's retries off (ours apply)."""
@@ -145,9 +151,11 @@ async def ask_about_image(
         except openai.APIStatusError as exc:
             outcome = Outcome(error=_envelope(exc), status=exc.status_code, permanent=not _retryable(exc.status_code))
             retry_after = _retry_after(exc.response.headers)
+        except openai.APITimeoutError:
+            outcome = Outcome(error=_local_envelope(f"no answer within the timeout from {client.base_url}", "timeout"))
         except openai.APIConnectionError as exc:
-            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection_error"
-            outcome = Outcome(error=_local_envelope(f"{kind.replace('_', ' ')}: {exc}", kind))
+            detail = exc.__cause__ or exc  # the SDK's own message is just "Connection error."
+            outcome = Outcome(error=_local_envelope(f"cannot reach {client.base_url}: {detail}", "connection_error"))
         except openai.APIError as exc:  # a 2xx the SDK could not read: not a verdict on the image
             outcome = Outcome(error=_local_envelope(f"unreadable response: {exc}", "bad_response"))
         else:
@@ -185,7 +193,7 @@ def _envelope(exc) -> dict:
     """The server's own error envelope, or one built from what the SDK saw."""
     try:
         body = exc.response.json()
-    except Exception:
+    except ValueError:  # not JSON: a proxy's HTML page, say
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return {"error": body["error"]}
@@ -209,6 +217,6 @@ def _retry_after(headers) -> float | None:
             if parsed is None:
                 continue
             seconds = email.utils.mktime_tz(parsed) - time.time()
-        if seconds == seconds:  # not NaN
+        if not math.isnan(seconds):
             return max(0.0, seconds)
     return None

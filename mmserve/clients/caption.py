@@ -31,7 +31,13 @@ from pathlib import Path
 from ._journal import Journal, JournalBusyError
 from ._options import add_common_arguments
 from ._progress import Progress, Summary
-from ._transport import DEFAULT_BASE_URL, RetryPolicy, ask_about_image, data_uri, open_client
+from ._transport import (
+    DEFAULT_BASE_URL,
+    RetryPolicy,
+    ask_about_image,
+    data_uri,
+    open_client,
+)
 
 __all__ = ["DEFAULT_PROMPT", "IMAGE_SUFFIXES", "acaption", "add_arguments", "caption", "find_images", "main", "run"]
 
@@ -140,6 +146,8 @@ async def acaption(
 
         async def work(client) -> None:
             for path in pending:  # one shared iterator: each image goes to exactly one worker
+                if summary.stopped:
+                    return
                 try:
                     data, sha256 = await asyncio.to_thread(_read_and_hash, path)
                 except OSError as exc:
@@ -182,6 +190,8 @@ async def acaption(
                 else:
                     summary.failed += 1
                     summary.failures.append(f"{path}: {outcome.error['error'].get('message')}")
+                    if outcome.unreachable:
+                        summary.stopped = "the server is unreachable"
                 show.update()
 
         try:
@@ -204,18 +214,35 @@ def _failure_record(path: Path, sha256: str | None, message: str) -> dict:
     }  # fmt: skip
 
 
-def caption(paths_or_dir: Inputs, *, out: PathLike, **options) -> Summary:
+def caption(
+    paths_or_dir: Inputs,
+    *,
+    out: PathLike,
+    base_url: str = DEFAULT_BASE_URL,
+    api_key: str | None = None,
+    model: str = "auto",
+    prompt: str = DEFAULT_PROMPT,
+    concurrency: int = 4,
+    max_tokens: int | None = 128,
+    temperature: float | None = 0.0,
+    retries: int = 8,
+    retry_failed: bool = False,
+    timeout: float = 600.0,
+    files_from: PathLike | None = None,
+    progress: bool = True,
+) -> Summary:
     """Caption images into the JSONL file ``out``, skipping those already done there.
 
     ``paths_or_dir``: a directory (walked recursively), an image path, or a list
-    of these; ``files_from`` adds a file listing paths. Keyword options:
-    ``base_url``, ``api_key`` (default $OPENAI_API_KEY or "none"), ``model``,
-    ``prompt``, ``concurrency`` (4), ``max_tokens`` (128), ``temperature`` (0.0),
-    ``retries`` (8, for overload / 5xx / connection errors), ``retry_failed``,
-    ``timeout`` (seconds per request), ``progress`` (stderr status line).
+    of these; ``files_from`` names a file listing more paths. ``api_key``
+    defaults to $OPENAI_API_KEY or "none". ``retries`` applies to overload
+    (429/503), other 5xx, 408/409 and connection errors; any other 4xx is
+    recorded at once as a permanent failure, redone only with ``retry_failed``.
+    ``timeout`` is seconds per request; ``progress`` shows a status line on stderr.
     Returns the run's ``Summary``; ``summary.exit_code`` is 1 if any image failed.
     Runs its own event loop: from async code, await ``acaption`` instead.
     """
+    options = {key: value for key, value in locals().items() if key not in ("paths_or_dir", "out")}
     return asyncio.run(acaption(paths_or_dir, out=out, **options))
 
 

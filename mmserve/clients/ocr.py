@@ -42,7 +42,14 @@ from pathlib import Path
 from ._journal import Journal, JournalBusyError
 from ._options import add_common_arguments, non_negative_int
 from ._progress import Progress, Summary
-from ._transport import DEFAULT_BASE_URL, Outcome, RetryPolicy, ask_about_image, data_uri, open_client
+from ._transport import (
+    DEFAULT_BASE_URL,
+    Outcome,
+    RetryPolicy,
+    ask_about_image,
+    data_uri,
+    open_client,
+)
 from .caption import IMAGE_SUFFIXES
 
 __all__ = ["DEFAULT_PROMPT", "Document", "OcrSummary", "Page", "PageReadError", "add_arguments", "aocr", "find_documents", "main", "ocr", "run"]
@@ -308,6 +315,8 @@ async def aocr(
 
         async def work(client) -> None:
             for index, page in pending:  # one shared iterator: pages leave in order
+                if summary.stopped:
+                    return
                 key = _page_key(page)
                 state = states.get(key)
                 if state == "done" or (state == "failed" and not retry_failed):
@@ -361,6 +370,8 @@ async def aocr(
                 else:
                     summary.failed += 1
                     summary.failures.append(f"{name}: {outcome.error['error'].get('message')}")
+                    if outcome.unreachable:
+                        summary.stopped = "the server is unreachable"
                 show.update()
 
         try:
@@ -387,24 +398,41 @@ def _write_documents(documents: list[Document], texts: dict, text_dir: Path, sum
             _write_text(target, PAGE_SEPARATOR.join(texts[key] for key in keys))
             summary.texts.append(str(target))
             if show.enabled:
-                show.error(f"wrote {target} ({len(keys)} page{'s' if len(keys) > 1 else ''})")
+                show.say(f"wrote {target} ({len(keys)} page{'s' if len(keys) > 1 else ''})")
         else:
             summary.incomplete.append(str(document.path))
-            show.error(f"{document.path}: {done} of {len(keys)} pages done; {target.name} not written")
+            show.say(f"{document.path}: {done} of {len(keys)} pages done; {target.name} not written")
 
 
-def ocr(inputs: PathLike | Iterable[PathLike], *, out: PathLike, **options) -> OcrSummary:
+def ocr(
+    inputs: PathLike | Iterable[PathLike],
+    *,
+    out: PathLike,
+    text_dir: PathLike | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    api_key: str | None = None,
+    model: str = "auto",
+    prompt: str = DEFAULT_PROMPT,
+    concurrency: int = 2,
+    max_tokens: int | None = 2048,
+    temperature: float | None = 0.0,
+    retries: int = 8,
+    retry_failed: bool = False,
+    timeout: float = 600.0,
+    warn_below: int = 1000,
+    progress: bool = True,
+) -> OcrSummary:
     """Transcribe documents page by page into the JSONL ``out`` and one ``<name>.txt`` each.
 
-    ``inputs``: folders of page images and/or image files (multi-frame TIFFs give
-    a page per frame). Keyword options: ``text_dir`` (default: the folder of
-    ``out``), ``base_url``, ``api_key``, ``model``, ``prompt``, ``concurrency``
-    (2), ``max_tokens`` (2048), ``temperature`` (0.0), ``retries`` (8),
-    ``retry_failed``, ``timeout``, ``warn_below`` (1000 px on the longer side; 0
-    disables), ``progress``. Returns an ``OcrSummary``; its ``exit_code`` is 1
-    if any page failed or any document is incomplete.
-    Runs its own event loop: from async code, await ``aocr`` instead.
+    ``inputs``: folders of page images and/or image files (a multi-frame TIFF
+    gives a page per frame). ``text_dir`` defaults to the folder of ``out``.
+    ``warn_below``: warn when the server shrank a page's longer side below this
+    many pixels (0: never). Retries and resuming work as in ``caption.caption``.
+    Returns an ``OcrSummary``; its ``exit_code`` is 1 if any page failed or any
+    document is incomplete. Runs its own event loop: from async code, await
+    ``aocr`` instead.
     """
+    options = {key: value for key, value in locals().items() if key not in ("inputs", "out")}
     return asyncio.run(aocr(inputs, out=out, **options))
 
 

@@ -34,6 +34,7 @@ class WorkerSpec:
     memory_limit: int = 0
     max_batch: int = 16
     calibrate_side: int = 0
+    prefix_cache_bytes: int = 0
     queue_size: int = 64
     start_timeout_s: float = 300.0
 
@@ -132,7 +133,7 @@ class EngineClient:
             sys.executable, "-m", "mmserve.engines.worker",
             "--engine", spec.engine, "--model", spec.path, "--name", spec.name,
             "--fd", str(child.fileno()), "--memory-limit", str(spec.memory_limit),
-            "--max-batch", str(spec.max_batch),
+            "--max-batch", str(spec.max_batch), "--prefix-cache-bytes", str(spec.prefix_cache_bytes),
             # A restarted worker keeps the first calibration: the model did not change.
             "--calibrate-side", str(spec.calibrate_side if self.restarts == 0 else 0),
         ]  # fmt: skip

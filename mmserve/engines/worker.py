@@ -102,7 +102,8 @@ class Worker:
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
 
-            self.channel.send(memory_stats(message.id, self.engine.memory_limit, running=len(self.running)))
+            prefix = getattr(self.engine, "prefix_cache_bytes", 0)
+            self.channel.send(memory_stats(message.id, self.engine.memory_limit, len(self.running), prefix))
             return True
         return False
 
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--prefix-cache-bytes", type=int, default=0)
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
     args = parser.parse_args(argv)
 
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine == "text":
             from .text import TextEngine
 
-            engine = TextEngine(args.model, max_batch=args.max_batch)
+            engine = TextEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         else:
             from .vision import VisionEngine
 

@@ -22,6 +22,7 @@ __all__ = [
     "ChatMessage",
     "Choice",
     "ChunkChoice",
+    "PromptTokensDetails",
     "DeltaMessage",
     "ImagePart",
     "ImageURL",
@@ -115,10 +116,15 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
 # --- responses ----------------------------------------------------------------
 
 
+class PromptTokensDetails(Struct, frozen=True):
+    cached_tokens: int = 0
+
+
 class Usage(Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
 
 
 class ChatMessage(Struct):

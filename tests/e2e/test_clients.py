@@ -150,11 +150,13 @@ class OverloadedProxy:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.seen += 1
                 if proxy.seen <= proxy.refusals:
-                    payload = json.dumps({"error": {"message": "busy", "type": "server_overloaded", "param": None, "code": "overloaded"}}).encode()
+                    error = {"message": "busy", "type": "server_overloaded", "param": None, "code": "overloaded"}
+                    payload = json.dumps({"error": error}).encode()
                     self.send_response(503)
                     self.send_header("Retry-After", "1")
                 else:
-                    answer = httpx.post(upstream + self.path, content=body, headers={"Content-Type": "application/json"}, timeout=120)
+                    headers = {"Content-Type": "application/json"}
+                    answer = httpx.post(upstream + self.path, content=body, headers=headers, timeout=120)
                     payload = answer.content
                     self.send_response(answer.status_code)
                 self.send_header("Content-Type", "application/json")
@@ -227,9 +229,9 @@ def test_ocr_rerun_skips_done_pages_without_contacting_the_server(tiff_ocr, tiff
 
 def test_ocr_folder_pages_go_in_natural_order(api, tmp_path):
     """A folder's page files are pages in natural order (page2 before page10) and make report.txt."""
+    (tmp_path / "report").mkdir()
     for n in (10, 2, 1):
-        make_page(f"Report page {n}").save(tmp_path / "report" / f"page{n}.png") if (tmp_path / "report").is_dir() else (
-            (tmp_path / "report").mkdir(), make_page(f"Report page {n}").save(tmp_path / "report" / f"page{n}.png"))
+        make_page(f"Report page {n}").save(tmp_path / "report" / f"page{n}.png")
     out = tmp_path / "out" / "ocr.jsonl"
     summary = ocr.ocr(tmp_path / "report", out=out, base_url=api, **FAST)
     records = lines(out)
@@ -243,7 +245,8 @@ def test_ocr_large_page_is_reported_resized_and_warned_about(api, tmp_path, caps
     """A 2000x2600 scan is recorded with resized < original, and a legibility warning goes to stderr."""
     make_page("A big scan with small print", (2000, 2600)).save(tmp_path / "scan.png")
     out = tmp_path / "ocr.jsonl"
-    code = ocr.main([str(tmp_path / "scan.png"), "-o", str(out), "--base-url", api, "--max-tokens", "8", "-q", "--warn-below", "1000"])
+    args = [str(tmp_path / "scan.png"), "-o", str(out), "--base-url", api, "--max-tokens", "8", "-q", "--warn-below", "1000"]
+    code = ocr.main(args)
     (record,) = lines(out)
     assert code == 0
     assert record["original"] == [2000, 2600]
