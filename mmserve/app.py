@@ -23,13 +23,14 @@ from litestar.openapi import OpenAPIConfig
 
 from . import __version__
 from .api.chat import ChatController
-from .api.health import AdminController, HealthController
+from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
 from .config import Settings
 from .engines.supervisor import EngineClient, WorkerSpec
 from .errors import AuthenticationError, InternalError, MMServeError, PayloadTooLargeError
 from .guard import MemoryGuard
 from .media import MediaLoader, MediaPolicy
+from .metrics import Metrics
 from .models import resolve_model
 from .serving import ChatService
 
@@ -74,7 +75,7 @@ async def _send_json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def _request_middleware(api_key: str | None):
+def _request_middleware(api_key: str | None, metrics: Metrics):
     """Request id, API key check and the one canonical log line per request (pure ASGI)."""
 
     def middleware(app):
@@ -95,6 +96,7 @@ def _request_middleware(api_key: str | None):
                 elif message["type"] == "http.response.body" and not message.get("more_body", False):
                     fields["total_ms"] = round((time.monotonic() - started) * 1000, 1)
                     log.info("request", **fields)
+                    metrics.observe_request(fields)
                 await send(message)
 
             if api_key is not None and scope["path"] not in _OPEN_PATHS:
@@ -132,6 +134,7 @@ def create_app(settings: Settings, *, engines: dict[str, EngineClient] | None = 
         cache_items=settings.image_cache_items,
     )
     service = ChatService(engines or {}, guard, media, settings.request_timeout_s)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar):
@@ -166,11 +169,14 @@ def create_app(settings: Settings, *, engines: dict[str, EngineClient] | None = 
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     return Litestar(
-        route_handlers=[ChatController, ModelsController, HealthController, AdminController],
-        dependencies={"chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False)},
+        route_handlers=[ChatController, ModelsController, HealthController, AdminController, MetricsController],
+        dependencies={
+            "chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         exception_handlers={MMServeError: _mmserve_error, HTTPException: _http_error, Exception: _unexpected_error},
-        middleware=[_request_middleware(settings.api_key)],
+        middleware=[_request_middleware(settings.api_key, metrics)],
         cors_config=cors,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="mmserve", version=__version__, path="/docs"),

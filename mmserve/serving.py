@@ -96,7 +96,11 @@ class ChatService:
                 if "ttft_ms" not in log:
                     log["ttft_ms"] = round((time.monotonic() - started) * 1000, 1)
                 if isinstance(event, messages.Finished):
-                    log.update(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens)
+                    log.update(
+                        prompt_tokens=event.prompt_tokens,
+                        completion_tokens=event.completion_tokens,
+                        cached_tokens=event.cached_tokens,
+                    )
                 yield event
         finally:
             await stream.aclose()

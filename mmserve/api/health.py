@@ -6,9 +6,10 @@ import asyncio
 
 from litestar import Controller, Response, get
 
+from ..metrics import Metrics
 from ..serving import ChatService
 
-__all__ = ["AdminController", "HealthController"]
+__all__ = ["AdminController", "HealthController", "MetricsController"]
 
 
 class HealthController(Controller):
@@ -48,3 +49,11 @@ class AdminController(Controller):
             info["running"] = stat.running if stat else 0
             workers.append(info)
         return {"guard": chat_service.guard.status(), "workers": workers}
+
+
+class MetricsController(Controller):
+    tags = ["admin"]
+
+    @get("/metrics", summary="Prometheus metrics (text exposition format)", media_type="text/plain; version=0.0.4")
+    async def metrics(self, chat_service: ChatService, metrics: Metrics) -> Response:
+        return Response(await metrics.render(chat_service), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -189,3 +189,22 @@ def test_prefix_cache_reuses_kv_and_keeps_greedy_output(client):
     follow_up = [*messages, {"role": "assistant", "content": first.choices[0].message.content}, {"role": "user", "content": "More"}]
     third = client.chat.completions.create(model="text", messages=follow_up, max_tokens=16, temperature=0)
     assert third.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
+
+
+def test_metrics_exposes_requests_tokens_guard_and_memory(client, server):
+    """/metrics speaks Prometheus text with request, token, latency, guard and worker-memory series."""
+    import httpx
+
+    client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "count me"}], max_tokens=3)
+    text = httpx.get(server.base_url + "/metrics", timeout=10).text
+    for series in (
+        'mmserve_requests_total{route="text",status="200"}',
+        "mmserve_completion_tokens_total",
+        "mmserve_time_to_first_token_seconds_bucket",
+        "mmserve_request_duration_seconds_count",
+        'mmserve_guard_decisions{decision="resized"}',
+        'mmserve_worker_memory_bytes{engine="vision",kind="peak"}',
+        'mmserve_queue_depth{engine="text"}',
+        'mmserve_batch_size{engine="text"}',
+    ):
+        assert series in text, series

@@ -1,0 +1,73 @@
+"""Prometheus metrics: request counters and latency histograms, engine and guard gauges.
+
+Each app has its own registry (tests run several apps in one process). Requests are
+recorded once, from the canonical request log line; engine and guard figures are
+read when /metrics is scraped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("mmserve_requests", "Chat requests by route and HTTP status", ["route", "status"], registry=r)
+        self.prompt_tokens = Counter("mmserve_prompt_tokens", "Prompt tokens processed", ["route"], registry=r)
+        self.cached_tokens = Counter("mmserve_cached_prompt_tokens", "Prompt tokens served from the prefix cache", ["route"], registry=r)
+        self.completion_tokens = Counter("mmserve_completion_tokens", "Completion tokens generated", ["route"], registry=r)
+        self.ttft = Histogram("mmserve_time_to_first_token_seconds", "Time to first token", ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.latency = Histogram("mmserve_request_duration_seconds", "Whole request duration", ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("mmserve_queue_depth", "Requests admitted but not yet running", ["engine"], registry=r)
+        self.batch_size = Gauge("mmserve_batch_size", "Sequences in the engine's running batch", ["engine"], registry=r)
+        self.restarts = Gauge("mmserve_worker_restarts", "Times the engine's worker was restarted", ["engine"], registry=r)
+        self.worker_memory = Gauge("mmserve_worker_memory_bytes", "Engine worker memory", ["engine", "kind"], registry=r)
+        self.guard_decisions = Gauge("mmserve_guard_decisions", "Memory guard decisions since start", ["decision"], registry=r)
+        self.guard_memory = Gauge("mmserve_guard_memory_bytes", "Memory guard budget and what running requests hold", ["kind"], registry=r)
+
+    def observe_request(self, fields: dict) -> None:
+        """Record one finished chat request from its canonical log fields."""
+        route = fields.get("route")
+        if route is None:
+            return
+        self.requests.labels(route, str(fields.get("status", 0))).inc()
+        self.prompt_tokens.labels(route).inc(fields.get("prompt_tokens", 0))
+        self.cached_tokens.labels(route).inc(fields.get("cached_tokens", 0))
+        self.completion_tokens.labels(route).inc(fields.get("completion_tokens", 0))
+        if "ttft_ms" in fields:
+            self.ttft.labels(route).observe(fields["ttft_ms"] / 1000)
+        if "total_ms" in fields:
+            self.latency.labels(route).observe(fields["total_ms"] / 1000)
+
+    async def render(self, service) -> bytes:
+        """Refresh the engine and guard gauges, then render the text exposition format."""
+        engines = list(service.engines.values())
+        stats = await asyncio.gather(*(engine.stats() for engine in engines))
+        for engine, stat in zip(engines, stats):
+            running = stat.running if stat else 0
+            self.batch_size.labels(engine.kind).set(running)
+            self.queue_depth.labels(engine.kind).set(max(engine.inflight - running, 0))
+            self.restarts.labels(engine.kind).set(engine.restarts)
+            if stat:
+                for kind, value in (
+                    ("budget", stat.memory_limit_bytes),
+                    ("active", stat.active_bytes),
+                    ("peak", stat.peak_bytes),
+                    ("cache", stat.cache_bytes),
+                    ("prefix_cache", stat.prefix_cache_bytes),
+                ):
+                    self.worker_memory.labels(engine.kind, kind).set(value)
+        guard = service.guard
+        for decision in ("resized", "clamped", "queued", "refused"):
+            self.guard_decisions.labels(decision).set(guard.decisions.get(decision, 0))
+        self.guard_memory.labels("budget").set(guard.budget_bytes)
+        self.guard_memory.labels("held").set(guard.ledger.held_bytes)
+        return generate_latest(self.registry)
