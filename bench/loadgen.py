@@ -78,6 +78,8 @@ class Outcome:
     tokens_from: str = "chunks"  # "usage" when the server sent usage
     content_chunks: int = 0
     finish_reason: str | None = None
+    retries: int = 0  # connection failures before any response, retried
+    retry_errors: list[str] = field(default_factory=list)
     text: str = ""
 
 
@@ -154,61 +156,37 @@ def image_work(key: str, uri: str, question: str, model: str, max_tokens: int) -
 # --- clients ------------------------------------------------------------------
 
 
+def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return f"{type(exc).__name__}: {str(exc) or (repr(cause) if cause else '(no message)')}"
+
+
+RETRIES = 2  # like the openai SDK: connection failures before any response are retried twice
+
+
 async def _send(client: httpx.AsyncClient, url: str, work: Work, t0: float) -> Outcome:
+    """One streamed request; times are from the first attempt, as the user waiting for it sees them."""
     out = Outcome(work.key, work.kind)
     start = time.perf_counter()
     out.started_s = start - t0
     parts: list[str] = []
     usage_tokens = None
     try:
-        async with client.stream("POST", url, content=work.body, headers={"content-type": "application/json"}) as resp:
-            out.status = resp.status_code
-            if resp.status_code != 200:
-                body = (await resp.aread())[:300].decode(errors="replace")
-                out.error = f"HTTP {resp.status_code}: {body}"
-                return out
-            event = None
-            async for line in resp.aiter_lines():
-                if not line:
-                    event = None
+        for attempt in range(RETRIES + 1):
+            try:
+                usage_tokens = await _stream(client, url, work, out, parts, start)
+                break
+            except httpx.TransportError as exc:
+                if out.status is None and attempt < RETRIES:
+                    out.retries += 1
+                    out.retry_errors.append(_describe(exc)[:120])
+                    await asyncio.sleep(0.5 * 2**attempt)
                     continue
-                if line.startswith(":"):  # SSE comment (mlx_lm.server keep-alives)
-                    continue
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                    continue
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    obj = json.loads(data)
-                except ValueError:
-                    out.error = f"bad SSE data: {data[:120]}"
-                    break
-                if not isinstance(obj, dict):
-                    continue
-                if event == "error" or obj.get("error"):
-                    err = obj.get("error", obj)
-                    out.error = "in-band error: " + (err.get("message", str(err)) if isinstance(err, dict) else str(err))[:300]
-                    break
-                for choice in obj.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    content = delta.get("content")
-                    if content:
-                        if out.ttft_s is None:
-                            out.ttft_s = time.perf_counter() - start
-                        parts.append(content)
-                        out.content_chunks += 1
-                    if choice.get("finish_reason"):
-                        out.finish_reason = choice["finish_reason"]
-                usage = obj.get("usage")
-                if usage:
-                    usage_tokens = usage.get("completion_tokens")
-                    out.prompt_tokens = usage.get("prompt_tokens")
-    except httpx.HTTPError as exc:
-        out.error = f"{type(exc).__name__}: {exc}"[:300]
+                out.error = _describe(exc)[:300]
+                break
+            except httpx.HTTPError as exc:
+                out.error = _describe(exc)[:300]
+                break
     finally:
         out.latency_s = time.perf_counter() - start
         out.text = "".join(parts)
@@ -219,6 +197,58 @@ async def _send(client: httpx.AsyncClient, url: str, work: Work, t0: float) -> O
     if out.error is None and out.status == 200 and out.finish_reason is None:
         out.error = "stream ended without a finish_reason"
     return out
+
+
+async def _stream(client: httpx.AsyncClient, url: str, work: Work, out: Outcome, parts: list[str], start: float) -> int | None:
+    """Send once and read the SSE stream into ``out``; returns usage.completion_tokens if the server sent it."""
+    usage_tokens = None
+    async with client.stream("POST", url, content=work.body, headers={"content-type": "application/json"}) as resp:
+        out.status = resp.status_code
+        if resp.status_code != 200:
+            body = (await resp.aread())[:300].decode(errors="replace")
+            out.error = f"HTTP {resp.status_code}: {body}"
+            return None
+        event = None
+        async for line in resp.aiter_lines():
+            if not line:
+                event = None
+                continue
+            if line.startswith(":"):  # SSE comment (mlx_lm.server keep-alives)
+                continue
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                continue
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                out.error = f"bad SSE data: {data[:120]}"
+                break
+            if not isinstance(obj, dict):
+                continue
+            if event == "error" or obj.get("error"):
+                err = obj.get("error", obj)
+                out.error = "in-band error: " + (err.get("message", str(err)) if isinstance(err, dict) else str(err))[:300]
+                break
+            for choice in obj.get("choices") or ():
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if content:
+                    if out.ttft_s is None:
+                        out.ttft_s = time.perf_counter() - start
+                    parts.append(content)
+                    out.content_chunks += 1
+                if choice.get("finish_reason"):
+                    out.finish_reason = choice["finish_reason"]
+            usage = obj.get("usage")
+            if usage:
+                usage_tokens = usage.get("completion_tokens")
+                out.prompt_tokens = usage.get("prompt_tokens")
+    return usage_tokens
 
 
 async def run_load(
@@ -286,4 +316,6 @@ def summarize(run: Run, kind: str | None = None) -> dict:
         "latency_p95_ms": _ms(percentile(lats, 95)),
         "tokens_from_usage": sum(o.tokens_from == "usage" for o in ok),
         "error_samples": sorted({o.error for o in outs if o.error})[:3],
+        "retries": sum(o.retries for o in outs),
+        "retry_samples": sorted({e for o in outs for e in o.retry_errors})[:3],
     }

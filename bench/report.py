@@ -262,8 +262,37 @@ def _greedy_table(results) -> list[str]:
     return lines if any_row else []
 
 
+def _cpu_table(results) -> list[str]:
+    lines = ["| server | run | wall s | CPU s by process (user + system) |", "|---|---|---:|---|"]
+    any_row = False
+    for name in _servers(results):
+        for workload, cells in results["servers"][name].get("cells", {}).items():
+            pairs = [("", cells)] if workload == "repeated-image" else list(cells.items())
+            for clients, cell in pairs:
+                if not isinstance(cell, dict) or not cell.get("cpu_s"):
+                    continue
+                any_row = True
+                cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cell["cpu_s"].items(), key=lambda kv: -kv[1]))
+                where = workload + (f" @{clients}" if clients else "")
+                lines.append(f"| {_title(results, name)} | {where} | {cell['wall_s']:.1f} | {cpu} |")
+    return lines if any_row else []
+
+
 def _problems(results) -> list[str]:
     lines = []
+    cores = results["machine"].get("cores") or 1
+    busy = []
+    for name in _servers(results):
+        for workload, cells in results["servers"][name].get("cells", {}).items():
+            pairs = [("", cells)] if workload == "repeated-image" else list(cells.items())
+            for clients, cell in pairs:
+                other = (cell.get("cpu_s") or {}).get("other processes") if isinstance(cell, dict) else None
+                if other and cell.get("wall_s") and other > 0.1 * cores * cell["wall_s"]:
+                    share = other / (cores * cell["wall_s"])
+                    busy.append(f"{_title(results, name)} {workload}{'@' + clients if clients else ''} {share:.0%}")
+    if busy:
+        lines.append("- other processes on the machine used a noticeable share of its CPU during: " + ", ".join(busy)
+                     + " (numbers there are noisy)")
     direct = results.get("direct") or {}
     if direct.get("error"):
         lines.append(f"- direct mlx_lm baseline failed: {code(direct['error'][:300])}")
@@ -286,6 +315,9 @@ def _problems(results) -> list[str]:
                 s = cell.get("summary") or {}
                 if s.get("errors"):
                     items.append(f"{where}: {s['errors']} errors, e.g. {code(s['error_samples'][0][:200])}")
+                if s.get("retries"):
+                    items.append(f"{where}: {s['retries']} connection failures before any response, retried as the "
+                                 f"openai SDK would, e.g. {code((s.get('retry_samples') or ['?'])[0])}")
                 if s.get("not_sent"):
                     items.append(f"{where}: {s['not_sent']} requests not sent (time limit)")
                 for a in cell.get("usage_anomalies") or ():
@@ -328,8 +360,9 @@ def section(results: dict, svg_name: str) -> str:
     out.append(f"- **Machine:** {_machine_line(results['machine'])}")
     out.append(f"- **Models:** {results['model_source']}; " + "; ".join(_model_line(k, m) for k, m in results["models"].items()))
     out.append(f"- **Command:** {code(results['command'])}")
-    out.append(f"- **Settings:** max_tokens {st['max_tokens']}; requests per run = max({st['requests_per_client']} x clients, "
-               f"floor {st['floor']}); time limit {st['time_limit_s']:.0f} s per run; raw data `bench/results/{results['timestamp']}.json`")
+    per_run = ", ".join(f"{w} max({st['requests_per_client'][w]} x clients, {st['floor'][w]})" for w in st["floor"])
+    out.append(f"- **Settings:** max_tokens {st['max_tokens']}; requests per run: {per_run}; repeated image: {st['images']} images; "
+               f"time limit {st['time_limit_s']:.0f} s per run; raw data `bench/results/{results['timestamp']}.json`")
     out += ["", "### Targets", "", "| target | result | numbers |", "|---|---|---|"]
     for t in results["targets"]:
         verdict = "**pass**" if t["passed"] else "**FAIL**" if t["passed"] is False else "n/a"
@@ -354,6 +387,11 @@ def section(results: dict, svg_name: str) -> str:
     lines = _repeated_table(results)
     if lines:
         out += ["### Repeated image (one client, 4 questions per image in turn)", ""] + lines + [""]
+    lines = _cpu_table(results)
+    if lines:
+        out += ["### Where the CPU time went", "",
+                (f"CPU seconds per run of each process (the machine has {results['machine'].get('cores')} cores; "
+                 "the load generator runs on the same machine)."), ""] + lines + [""]
     out += ["### Problems observed", ""] + (_problems(results) or ["- none"]) + [""]
     return "\n".join(out)
 

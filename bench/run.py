@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 import loadgen
 import report
-from servers import SERVERS, Server, StartError
+from servers import SERVERS, Server, StartError, failure_lines
 
 WORKLOADS = ("text", "image", "mixed", "repeated-image")
 QUESTIONS = loadgen.IMAGE_QUESTIONS
@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--image-clients", help="client counts for the image workload (default 1,8)")
     p.add_argument("--mixed-clients", help="client counts for the mixed workload (default 16)")
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--requests", type=int, help="requests per client in each run (default 3, --quick 1), with a floor "
-                   "per run of 12 text / 6 image requests (--quick: 4 / 2)")
+    p.add_argument("--requests", type=int, help="requests per client in each run (default: text 6, image and mixed 4; "
+                   "--quick 1), with a floor per run of 24 text / 8 image requests (--quick: 4 / 2)")
     p.add_argument("--images", type=int, help="images in the repeated-image workload (default 3, --quick 2)")
     p.add_argument("--check-prompts", type=int, help="prompts in the greedy cross-talk check (default 16, --quick 8)")
     p.add_argument("--time-limit", type=float, help="seconds after which a run sends no new requests (default 300, --quick 60)")
@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "mixed": ints(args.mixed_clients, [16]),
     }
     q = args.quick
-    args.per_client = args.requests or (1 if q else 3)
-    args.floor = {"text": 4 if q else 12, "image": 2 if q else 6, "mixed": 4 if q else 12}
+    default = {"text": 1, "image": 1, "mixed": 1} if q else {"text": 6, "image": 4, "mixed": 4}
+    args.per_client = {w: args.requests or n for w, n in default.items()}
+    args.floor = {"text": 4, "image": 2, "mixed": 4} if q else {"text": 24, "image": 8, "mixed": 16}
     args.images = args.images or (2 if q else 3)
     args.check_prompts = args.check_prompts or (8 if q else 16)
     args.time_limit = args.time_limit or (60.0 if q else 300.0)
@@ -91,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def total_requests(args, workload: str, clients: int) -> int:
-    return max(args.per_client * clients, args.floor[workload])
+    return max(args.per_client[workload] * clients, args.floor[workload])
 
 
 # --- machine ----------------------------------------------------------------------
@@ -146,7 +147,7 @@ def run_json(argv: list[str], timeout: float) -> tuple[dict | None, str]:
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout:.0f}s"
     if proc.returncode != 0:
-        return None, f"exit {proc.returncode}: " + "\n".join(proc.stderr.strip().splitlines()[-8:])
+        return None, f"exit {proc.returncode}: " + failure_lines(proc.stderr, 3).replace("\n", " / ")
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1]), ""
     except (ValueError, IndexError):
@@ -189,16 +190,36 @@ def works_for(args, content: Content, workload: str, clients: int, model: str) -
 
 
 def run_cell(server: Server, works, clients: int, args) -> loadgen.Run:
+    """One measured run, with the server's peak RSS and where the CPU time went (server processes and this client)."""
     server.reset_rss_peak()
+    cpu_before, client_before, machine_before = server.cpu_seconds(), time.process_time(), _machine_busy_s()
     run = asyncio.run(loadgen.run_load(server.base_url, works, clients, time_limit_s=args.time_limit,
                                        request_timeout_s=args.request_timeout))
+    cpu_after, client_after, machine_after = server.cpu_seconds(), time.process_time(), _machine_busy_s()
     run.rss_peak_bytes = server.rss_peak_bytes
+    run.cpu_s = {role: round(cpu_after[role] - cpu_before.get(role, 0.0), 2) for role in cpu_after}
+    run.cpu_s["bench client"] = round(client_after - client_before, 2)
+    if machine_before is not None and machine_after is not None:
+        # whatever else ran on the machine meanwhile (other users, tests): it competed for the same cores
+        run.cpu_s["other processes"] = round(max(0.0, machine_after - machine_before - sum(run.cpu_s.values())), 2)
     return run
+
+
+def _machine_busy_s() -> float | None:
+    """Non-idle CPU seconds of the whole machine so far."""
+    try:
+        import psutil
+
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    except Exception:  # noqa: BLE001 - psutil missing: the column is left out
+        return None
 
 
 def cell_json(run: loadgen.Run, keep_text: bool = False) -> dict:
     data = run.to_json(keep_text=keep_text)
     data["rss_peak_bytes"] = getattr(run, "rss_peak_bytes", None)
+    data["cpu_s"] = getattr(run, "cpu_s", None)
     kinds = {o.kind for o in run.outcomes}
     if len(kinds) > 1:
         data["by_kind"] = {kind: loadgen.summarize(run, kind) for kind in sorted(kinds)}
@@ -313,7 +334,8 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
     server = Server(spec, {k: v for k, v in models.items() if k in spec.needs}, log_dir, ROOT)
     model = spec.model_field(server.models)
     t0 = time.perf_counter()
-    log(f"{spec.title}: starting")
+    result["loadavg_before"] = _loadavg()
+    log(f"{spec.title}: starting (load average {result['loadavg_before']})")
     try:
         server.start(args.startup_timeout)
     except (StartError, OSError) as exc:
@@ -388,6 +410,14 @@ def notable_log_lines(server: Server, skip: int = 0, limit: int = 6) -> dict:
             break
     return {"count": len(notable), "first": first, "tracebacks": sum("Traceback" in line for line in notable),
             "lines_total": len(lines)}
+
+
+def _loadavg() -> list[float] | None:
+    """Other work on the machine skews every number; the report shows this beside them."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _guard(fn, result: dict):

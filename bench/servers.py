@@ -8,6 +8,7 @@ reported with the tail of its log, never raised past the caller.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["SERVERS", "Server", "ServerSpec", "StartError", "free_port"]
+__all__ = ["SERVERS", "Server", "ServerSpec", "StartError", "failure_lines", "free_port"]
 
 
 class StartError(RuntimeError):
@@ -127,12 +128,26 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 8) -> str:
+        """The log's exception lines if it has any (the cause, not the traceback frames), else its last lines."""
         try:
             text = self.log_path.read_text(errors="replace")
         except (OSError, AttributeError):
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return failure_lines(text, lines)
+
+
+_EXCEPTION = re.compile(r"^([\w.]*\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)(:.*)?$|.*(startup failed|Exiting)")
+
+
+def failure_lines(text: str, limit: int = 8) -> str:
+    """What a crash log says went wrong: its exception lines, deduplicated; the last lines if there are none."""
+    found: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if _EXCEPTION.match(line) and not line.startswith(("File ", "Traceback")) and line not in found:
+            found.append(line)
+    return "\n".join(found[-limit:] if found else text.splitlines()[-limit:])
 
     def _tree(self):
         import psutil
@@ -153,6 +168,26 @@ class Server:
             return total
         except Exception:  # noqa: BLE001 - psutil missing or the process is gone
             return None
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of each process of the server, by role: http, worker:text, ..."""
+        out: dict[str, float] = {}
+        try:
+            import psutil
+
+            for p in self._tree():
+                try:
+                    times = p.cpu_times()
+                    argv = p.cmdline()
+                except psutil.Error:
+                    continue
+                role = "server" if p.pid == self.proc.pid else "child"
+                if "--engine" in argv and argv.index("--engine") + 1 < len(argv):
+                    role = "worker:" + argv[argv.index("--engine") + 1]
+                out[role] = out.get(role, 0.0) + times.user + times.system
+        except Exception:  # noqa: BLE001 - psutil missing or the process is gone
+            return {}
+        return out
 
     def _sample_rss(self) -> None:
         while self._sampling and self.alive():

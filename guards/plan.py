@@ -13,7 +13,8 @@ an idle server and a busy one; the load only decides admit versus queue.
 Ladder, against the budget left after the weights:
   1. start images at the tier's max side (``detail="low"``: at most 448 px);
   2. shrink them step by step (x0.85 on the longer side) down to the legibility
-     floor (224 px on the longer side; smaller originals stay as they are);
+     floor (224 px on the longer side; smaller originals stay as they are) until
+     the request fits the memory left and the prompt leaves room in the context;
   3. clamp max_tokens to what fits (not below ``min(max_tokens, 16)``);
   4. still too big: NeverFitsError saying what would fit.
 Then: fits beside what is held -> "admit", else "queue" (wait on the ledger).
@@ -299,8 +300,10 @@ def plan_request(
         )
         for sides in rungs:
             shape = costing.shape(images, sides)
-            trial = max(1, min(wanted, context - shape.prompt_tokens))
-            if costing.used(shape, trial) <= capacity:
+            room = context - shape.prompt_tokens
+            if room < min(wanted, min_max_tokens):
+                continue  # the images must shrink for the prompt to fit the context
+            if costing.used(shape, min(wanted, room)) <= capacity:
                 break
         generated = _context_max_tokens(shape, wanted, context)
         if costing.used(shape, generated) > capacity:

@@ -43,7 +43,7 @@ def _synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="write tiny random-weight text and vision models")
     p.add_argument("dir")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="tiny")
+    p.add_argument("--profile", default="tiny", choices=["tiny", "qwen2.5-1.5b", "qwen2.5-vl-3b"])
 
 
 def _demo_models() -> Path:
@@ -106,12 +106,16 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .clients import caption, ocr
+
     parser = argparse.ArgumentParser(prog="mmserve", description="OpenAI-compatible multimodal server for MLX")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _synth_parser(sub)
+    caption.add_arguments(sub.add_parser("caption", help="caption a folder of images through a server (resumable)"))
+    ocr.add_arguments(sub.add_parser("ocr", help="transcribe document pages through a server (resumable)"))
     args = parser.parse_args(argv)
-    return {"serve": serve, "synth": synth}[args.command](args)
+    return {"serve": serve, "synth": synth, "caption": caption.run, "ocr": ocr.run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,13 @@ from importlib import import_module
 __all__ = ["JournalBusyError", "OcrSummary", "Summary", "caption", "ocr"]
 
 # Resolved on first use, so that `python -m mmserve.clients.caption` does not import itself twice.
-_HOMES = {"caption": ".caption", "ocr": ".ocr", "JournalBusyError": "._journal", "Summary": "._progress", "OcrSummary": ".ocr"}
+_HOMES = {
+    "caption": ".caption",
+    "ocr": ".ocr",
+    "JournalBusyError": "._journal",
+    "Summary": "._progress",
+    "OcrSummary": ".ocr",
+}
 
 
 def __getattr__(name: str):

@@ -25,12 +25,20 @@ def non_negative_int(text: str) -> int:
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, prompt: str, concurrency: int, max_tokens: int) -> None:
     server = parser.add_argument_group("server")
-    server.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API root (default: %(default)s)")
+    server.add_argument(
+        "--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API root (default: %(default)s)"
+    )
     server.add_argument("--api-key", help="bearer key (default: $OPENAI_API_KEY, else 'none')")
-    server.add_argument("--model", default="auto", help="model id (default: %(default)s: mmserve routes images to its vision model)")
+    server.add_argument(
+        "--model", default="auto", help="model id (default: %(default)s: mmserve routes images to its vision model)"
+    )
     server.add_argument("--timeout", type=float, default=600.0, help="seconds per request (default: %(default)s)")
-    server.add_argument("--retries", type=non_negative_int, default=8,
-                        help="retries of overload (429/503), 5xx and connection errors (default: %(default)s)")  # fmt: skip
+    server.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=8,
+        help="retries of overload (429/503), 5xx and connection errors (default: %(default)s)",
+    )
 
     gen = parser.add_argument_group("generation")
     gen.add_argument("--prompt", default=prompt, help="question asked about every image (default: %(default)r)")
@@ -38,8 +46,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, prompt: str, concur
     gen.add_argument("--temperature", type=float, default=0.0, help="(default: %(default)s)")
 
     run = parser.add_argument_group("run")
-    run.add_argument("-j", "--concurrency", type=positive_int, default=concurrency,
-                     help="requests in flight (default: %(default)s)")  # fmt: skip
-    run.add_argument("--retry-failed", action="store_true",
-                     help="also redo items an earlier run recorded as permanently failed")  # fmt: skip
+    run.add_argument(
+        "-j", "--concurrency", type=positive_int, default=concurrency, help="requests in flight (default: %(default)s)"
+    )
+    run.add_argument(
+        "--retry-failed", action="store_true", help="also redo items an earlier run recorded as permanently failed"
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress line; warnings and failures still print")

@@ -42,8 +42,16 @@ class Summary:
 class Progress:
     """Prints a ``Summary`` as it changes; ``noun`` names the items ("images", "pages")."""
 
-    def __init__(self, label: str, noun: str, summary: Summary, *, enabled: bool = True,
-                 stream: TextIO | None = None, interval_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        label: str,
+        noun: str,
+        summary: Summary,
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+    ) -> None:
         self.label = label
         self.noun = noun
         self.summary = summary
@@ -91,8 +99,10 @@ class Progress:
             self.stream.write(f"{self.label}: ... and {len(s.failures) - 20} more failures (see the JSONL)\n")
         if self.enabled or not s.ok:
             state = "interrupted" if s.interrupted else "stopped" if s.stopped else "finished"
-            line = (f"{self.label}: {state}: {s.total} {self.noun}: {s.done} done, {s.skipped} skipped (already done), "
-                    f"{s.failed} failed")  # fmt: skip
+            line = (
+                f"{self.label}: {state}: {s.total} {self.noun}: {s.done} done, {s.skipped} skipped (already done), "
+                f"{s.failed} failed"
+            )
             if s.failed_before:
                 line += f", {s.failed_before} failed earlier (not retried; use --retry-failed)"
             line += f", {s.retries} retries in {s.elapsed_s:.1f}s"
@@ -108,7 +118,8 @@ class Progress:
         handled = s.done + s.skipped + s.failed + s.failed_before
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = (s.done + s.failed) / elapsed
-        line = f"{self.label}: {handled}/{s.total} {self.noun}, {s.done} done, {s.skipped} skipped, {s.failed + s.failed_before} failed"
+        failed = s.failed + s.failed_before
+        line = f"{self.label}: {handled}/{s.total} {self.noun}, {s.done} done, {s.skipped} skipped, {failed} failed"
         if s.retries:
             line += f", {s.retries} retries"
         line += f", {rate:.2f}/s"

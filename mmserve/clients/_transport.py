@@ -42,8 +42,16 @@ _MAGIC = (
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
 )
-_SUFFIX_TYPES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif",
-                 ".bmp": "bmp", ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
+_SUFFIX_TYPES = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".gif": "gif",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
 
 
 def default_api_key() -> str:
@@ -135,7 +143,12 @@ async def ask_about_image(
     """Ask ``prompt`` about the image at ``uri``; never raises for HTTP or connection failures."""
     import openai
 
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": prompt}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": prompt}],
+        }
+    ]
     options: dict = {}
     if max_tokens is not None:
         options["max_tokens"] = max_tokens

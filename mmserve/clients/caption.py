@@ -7,7 +7,8 @@ an image counts as done when the journal has a successful line with its path and
 the sha256 of its current bytes. Images the server refused with a 4xx are
 recorded as failed and not retried unless ``--retry-failed`` is given.
 
-JSONL line (one per image and attempt-run)::
+JSONL line, one per image sent (the latest line for a path and sha256 counts;
+``path`` is absolute, so a re-run may start from any directory)::
 
     {"path": "/abs/img.png", "sha256": "...", "caption": "..." | null,
      "finish_reason": "stop" | "length" | null, "usage": {...} | null,
@@ -76,7 +77,9 @@ def _walk(root: Path) -> list[Path]:
     images = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        images += [Path(folder, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        images += [
+            Path(folder, f) for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+        ]
     return images
 
 
@@ -167,24 +170,34 @@ async def acaption(
                     continue
                 uri = await asyncio.to_thread(data_uri, data, path.name)
                 del data
-                outcome = await ask_about_image(client, uri=uri, prompt=prompt, model=model, max_tokens=max_tokens,
-                                                temperature=temperature, policy=policy, on_retry=note_retry)  # fmt: skip
+                outcome = await ask_about_image(
+                    client,
+                    uri=uri,
+                    prompt=prompt,
+                    model=model,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    policy=policy,
+                    on_retry=note_retry,
+                )
                 del uri
-                journal.append({
-                    "path": str(path),
-                    "sha256": sha256,
-                    "caption": outcome.text if outcome.ok else None,
-                    "finish_reason": outcome.finish_reason,
-                    "usage": outcome.usage,
-                    "model": outcome.model,
-                    "mmserve": outcome.mmserve,
-                    "error": outcome.error,
-                    "status": outcome.status,
-                    "permanent": outcome.permanent,
-                    "attempts": outcome.attempts,
-                    "elapsed_s": outcome.elapsed_s,
-                    "finished_at": _now(),
-                })  # fmt: skip
+                journal.append(
+                    {
+                        "path": str(path),
+                        "sha256": sha256,
+                        "caption": outcome.text if outcome.ok else None,
+                        "finish_reason": outcome.finish_reason,
+                        "usage": outcome.usage,
+                        "model": outcome.model,
+                        "mmserve": outcome.mmserve,
+                        "error": outcome.error,
+                        "status": outcome.status,
+                        "permanent": outcome.permanent,
+                        "attempts": outcome.attempts,
+                        "elapsed_s": outcome.elapsed_s,
+                        "finished_at": _now(),
+                    }
+                )
                 if outcome.ok:
                     summary.done += 1
                 else:
@@ -208,10 +221,20 @@ async def acaption(
 
 def _failure_record(path: Path, sha256: str | None, message: str) -> dict:
     return {
-        "path": str(path), "sha256": sha256, "caption": None, "finish_reason": None, "usage": None, "model": None,
-        "mmserve": None, "error": {"error": {"message": message, "type": "client_error", "param": None, "code": "unreadable_file"}},
-        "status": None, "permanent": False, "attempts": 0, "elapsed_s": 0.0, "finished_at": _now(),
-    }  # fmt: skip
+        "path": str(path),
+        "sha256": sha256,
+        "caption": None,
+        "finish_reason": None,
+        "usage": None,
+        "model": None,
+        "mmserve": None,
+        "error": {"error": {"message": message, "type": "client_error", "param": None, "code": "unreadable_file"}},
+        "status": None,
+        "permanent": False,
+        "attempts": 0,
+        "elapsed_s": 0.0,
+        "finished_at": _now(),
+    }
 
 
 def caption(
@@ -250,7 +273,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mmserve caption``."""
     parser.add_argument("inputs", nargs="*", metavar="PATH", help="image files and/or folders (walked recursively)")
     parser.add_argument("--files-from", metavar="FILE", help="read more paths from FILE, one per line ('-': stdin)")
-    parser.add_argument("-o", "--out", default="captions.jsonl", help="JSONL journal to append to (default: %(default)s)")
+    parser.add_argument(
+        "-o", "--out", default="captions.jsonl", help="JSONL journal to append to (default: %(default)s)"
+    )
     add_common_arguments(parser, prompt=DEFAULT_PROMPT, concurrency=4, max_tokens=128)
 
 
@@ -288,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmserve caption", description="Caption images in batch, resumably, into a JSONL file.")
+    parser = argparse.ArgumentParser(
+        prog="mmserve caption", description="Caption images in batch, resumably, into a JSONL file."
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

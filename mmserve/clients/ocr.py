@@ -13,7 +13,7 @@ did to the page (``original`` and ``resized`` size, ``max_tokens_clamped_from``)
 and a warning is printed when a page was shrunk below ``--warn-below`` pixels on
 its longer side, since small print may then be illegible to the model.
 
-JSONL line (one per page and run that sent it)::
+JSONL line, one per page sent (the latest line for a document, page and sha256 counts)::
 
     {"document": "/abs/report", "page": 1, "pages": 3, "source": "/abs/report/p1.png",
      "frame": null | 0, "sha256": "...", "text": "..." | null,
@@ -52,7 +52,19 @@ from ._transport import (
 )
 from .caption import IMAGE_SUFFIXES
 
-__all__ = ["DEFAULT_PROMPT", "Document", "OcrSummary", "Page", "PageReadError", "add_arguments", "aocr", "find_documents", "main", "ocr", "run"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "Document",
+    "OcrSummary",
+    "Page",
+    "PageReadError",
+    "add_arguments",
+    "aocr",
+    "find_documents",
+    "main",
+    "ocr",
+    "run",
+]
 
 DEFAULT_PROMPT = "Transcribe all text on this page."
 PAGE_SEPARATOR = "\f"
@@ -133,8 +145,14 @@ def find_documents(inputs: PathLike | Iterable[PathLike]) -> list[Document]:
             continue
         seen.add(path)
         if path.is_dir():
-            files = sorted((f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")
-                            and f.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)  # fmt: skip
+            files = sorted(
+                (
+                    f
+                    for f in path.iterdir()
+                    if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+                ),
+                key=_natural_key,
+            )
             name = path.name
         elif path.exists():
             files, name = [path], path.stem
@@ -215,8 +233,10 @@ def _warnings(page_name: str, outcome: Outcome, warn_below: int) -> list[str]:
     # Under 90% of the original: the guard shrank it (snapping to the model's patch grid moves a side by a few px).
     shrunk = bool(original and resized) and max(resized) < 0.9 * max(original)
     if shrunk and warn_below and max(resized) < warn_below:
-        warnings.append(f"{page_name}: the server shrank it from {original[0]}x{original[1]} to {resized[0]}x{resized[1]} "
-                        f"(longer side below {warn_below} px); small print may be illegible")  # fmt: skip
+        warnings.append(
+            f"{page_name}: the server shrank it from {original[0]}x{original[1]} to {resized[0]}x{resized[1]} "
+            f"(longer side below {warn_below} px); small print may be illegible"
+        )
     if clamped_from is not None:
         warnings.append(f"{page_name}: the server lowered max_tokens from {clamped_from} to fit memory or context")
     if outcome.finish_reason == "length":
@@ -334,34 +354,45 @@ async def aocr(
                     error = {"message": str(exc), "type": "client_error", "param": None, "code": "unreadable_page"}
                     outcome = Outcome(error={"error": error}, permanent=exc.permanent)
                 else:
-                    outcome = await ask_about_image(client, uri=uri, prompt=prompt, model=model, max_tokens=max_tokens,
-                                                    temperature=temperature, policy=policy, on_retry=note_retry)  # fmt: skip
+                    outcome = await ask_about_image(
+                        client,
+                        uri=uri,
+                        prompt=prompt,
+                        model=model,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        policy=policy,
+                        on_retry=note_retry,
+                    )
                     del uri
                 warnings = _warnings(name, outcome, warn_below) if outcome.ok else []
                 original, resized, clamped_from = _guard_facts(outcome)
-                writer.put(index, {
-                    "document": page.document,
-                    "page": page.number,
-                    "pages": page_counts[page.document],
-                    "source": str(page.source),
-                    "frame": page.frame,
-                    "sha256": page.sha256,
-                    "text": outcome.text if outcome.ok else None,
-                    "finish_reason": outcome.finish_reason,
-                    "usage": outcome.usage,
-                    "model": outcome.model,
-                    "mmserve": outcome.mmserve,
-                    "original": original,
-                    "resized": resized,
-                    "max_tokens_clamped_from": clamped_from,
-                    "warnings": warnings,
-                    "error": outcome.error,
-                    "status": outcome.status,
-                    "permanent": outcome.permanent,
-                    "attempts": outcome.attempts,
-                    "elapsed_s": outcome.elapsed_s,
-                    "finished_at": _now(),
-                })  # fmt: skip
+                writer.put(
+                    index,
+                    {
+                        "document": page.document,
+                        "page": page.number,
+                        "pages": page_counts[page.document],
+                        "source": str(page.source),
+                        "frame": page.frame,
+                        "sha256": page.sha256,
+                        "text": outcome.text if outcome.ok else None,
+                        "finish_reason": outcome.finish_reason,
+                        "usage": outcome.usage,
+                        "model": outcome.model,
+                        "mmserve": outcome.mmserve,
+                        "original": original,
+                        "resized": resized,
+                        "max_tokens_clamped_from": clamped_from,
+                        "warnings": warnings,
+                        "error": outcome.error,
+                        "status": outcome.status,
+                        "permanent": outcome.permanent,
+                        "attempts": outcome.attempts,
+                        "elapsed_s": outcome.elapsed_s,
+                        "finished_at": _now(),
+                    },
+                )
                 for warning in warnings:
                     show.warn(warning)
                 if outcome.ok:
@@ -389,7 +420,9 @@ async def aocr(
     return summary
 
 
-def _write_documents(documents: list[Document], texts: dict, text_dir: Path, summary: OcrSummary, show: Progress) -> None:
+def _write_documents(
+    documents: list[Document], texts: dict, text_dir: Path, summary: OcrSummary, show: Progress
+) -> None:
     for document in documents:
         keys = [_page_key(page) for page in document.pages]
         done = sum(key in texts for key in keys)
@@ -438,12 +471,21 @@ def ocr(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mmserve ocr``."""
-    parser.add_argument("inputs", nargs="+", metavar="DOCUMENT",
-                        help="a folder of page images, or an image file (a multi-frame TIFF: one page per frame)")  # fmt: skip
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="DOCUMENT",
+        help="a folder of page images, or an image file (a multi-frame TIFF: one page per frame)",
+    )
     parser.add_argument("-o", "--out", default="ocr.jsonl", help="JSONL journal of pages (default: %(default)s)")
     parser.add_argument("--text-dir", help="where <document>.txt files go (default: the folder of --out)")
-    parser.add_argument("--warn-below", type=non_negative_int, default=1000, metavar="PX",
-                        help="warn when a page is shrunk below PX on its longer side; 0: never (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--warn-below",
+        type=non_negative_int,
+        default=1000,
+        metavar="PX",
+        help="warn when a page is shrunk below PX on its longer side; 0: never (default: %(default)s)",
+    )
     add_common_arguments(parser, prompt=DEFAULT_PROMPT, concurrency=2, max_tokens=2048)
 
 
@@ -479,7 +521,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmserve ocr", description="Transcribe document pages, resumably, into JSONL and text files.")
+    parser = argparse.ArgumentParser(
+        prog="mmserve ocr", description="Transcribe document pages, resumably, into JSONL and text files."
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -87,7 +87,7 @@ class VisionEngine:
     def detokenizer(self):
         return make_streaming_detokenizer(self.processor)
 
-    def _embed(self, request: messages.Generate):
+    def _embed(self, request: messages.Generate, *, cache_features: bool = True):
         images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
         inputs = prepare_inputs(
             self.processor,
@@ -100,15 +100,16 @@ class VisionEngine:
         pixel_values = inputs.get("pixel_values")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
         key = tuple((im.sha256, im.width, im.height) for im in request.images)
-        cached = self.features.get(key) if key else None
+        cached = self.features.get(key) if key and cache_features else None
         if pixel_values is not None and cached is None:
             grid = extra.get("image_grid_thw")
             dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
             cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
             mx.eval(cached)
-            self.features[key] = cached
-            while len(self.features) > self.feature_cache_items:
-                self.features.popitem(last=False)
+            if cache_features:
+                self.features[key] = cached
+                while len(self.features) > self.feature_cache_items:
+                    self.features.popitem(last=False)
         elif cached is not None:
             self.features.move_to_end(key)
         embed = self.model.get_input_embeddings(
@@ -167,21 +168,24 @@ class VisionEngine:
         return samples
 
     def _measure(self, width: int, height: int) -> tuple[int, int]:
-        """(patches, extra peak bytes) of one encoder pass on a random image of this size."""
+        """(patches, extra peak bytes) of embedding one random image of this size, as a request does:
+        pixel values, the encoder, and the merged input embeddings."""
         pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-        inputs = prepare_inputs(self.processor, images=[Image.fromarray(pixels)], prompts="<|image_pad|>")
-        tower = self.model.vision_tower
-        pixel_values = inputs["pixel_values"].astype(tower.patch_embed.proj.weight.dtype)
-        grid = inputs["image_grid_thw"]
-        mx.eval(pixel_values, grid)
+        image = messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), "calibration")
+        request = messages.Generate(
+            id="calibration",
+            messages=[{"role": "user", "content": [{"type": "image"}]}],
+            images=[image],
+            max_tokens=1,
+        )
         mx.clear_cache()  # cached buffers would hide new allocations
         base = mx.get_active_memory()
         mx.reset_peak_memory()
-        features = tower(pixel_values, grid, output_hidden_states=False)
-        mx.eval(features)
+        input_ids, prompt_kwargs = self._embed(request, cache_features=False)
+        mx.eval(prompt_kwargs)
         extra = mx.get_peak_memory() - base
-        patches = int(np.prod(np.array(grid.tolist()[0])))
-        del features
+        patches = int(np.prod(np.array(prompt_kwargs["image_grid_thw"].tolist()[0])))
+        del input_ids, prompt_kwargs
         mx.clear_cache()
         return patches, int(extra)
 

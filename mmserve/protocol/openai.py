@@ -139,13 +139,14 @@ class Choice(Struct):
     logprobs: None = None
 
 
-class ChatCompletion(Struct, kw_only=True):
+# The OpenAI `object` field is the struct's tag, so it is always written while
+# absent optional fields (usage, mmserve) are left out instead of sent as null.
+class ChatCompletion(Struct, kw_only=True, omit_defaults=True, tag_field="object", tag="chat.completion"):
     id: str
     created: int
     model: str
     choices: list[Choice]
     usage: Usage
-    object: str = "chat.completion"
     mmserve: dict[str, Any] | None = None
 
 
@@ -161,11 +162,10 @@ class ChunkChoice(Struct):
     logprobs: None = None
 
 
-class ChatCompletionChunk(Struct, kw_only=True):
+class ChatCompletionChunk(Struct, kw_only=True, omit_defaults=True, tag_field="object", tag="chat.completion.chunk"):
     id: str
     created: int
     model: str
     choices: list[ChunkChoice]
-    object: str = "chat.completion.chunk"
     usage: Usage | None = None
     mmserve: dict[str, Any] | None = None

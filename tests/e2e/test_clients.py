@@ -79,7 +79,14 @@ def test_caption_folder_writes_one_line_per_image_with_guard_report(captioned, f
         with Image.open(record["path"]) as image:
             assert record["mmserve"]["images"][0]["original"] == list(image.size)
         assert record["mmserve"]["route"] == "vision"
-    assert {Path(r["path"]).relative_to(folder).as_posix() for r in records} == {"a.png", "b.jpg", "c.webp", "d.bmp", "e.gif", "sub/f.png"}
+    assert {Path(r["path"]).relative_to(folder).as_posix() for r in records} == {
+        "a.png",
+        "b.jpg",
+        "c.webp",
+        "d.bmp",
+        "e.gif",
+        "sub/f.png",
+    }
 
 
 def test_caption_rerun_skips_done_images_without_contacting_the_server(captioned, folder, tmp_path, capsys):
@@ -245,7 +252,19 @@ def test_ocr_large_page_is_reported_resized_and_warned_about(api, tmp_path, caps
     """A 2000x2600 scan is recorded with resized < original, and a legibility warning goes to stderr."""
     make_page("A big scan with small print", (2000, 2600)).save(tmp_path / "scan.png")
     out = tmp_path / "ocr.jsonl"
-    args = [str(tmp_path / "scan.png"), "-o", str(out), "--base-url", api, "--max-tokens", "8", "-q", "--warn-below", "1000"]
+    # 2000 px: above the largest RAM tier's image side (1024), so the warning fires on any machine.
+    args = [
+        str(tmp_path / "scan.png"),
+        "-o",
+        str(out),
+        "--base-url",
+        api,
+        "--max-tokens",
+        "8",
+        "-q",
+        "--warn-below",
+        "2000",
+    ]
     code = ocr.main(args)
     (record,) = lines(out)
     assert code == 0

@@ -199,12 +199,30 @@ def test_prompt_filling_the_context_exactly_is_refused():
         plan(images=[], text_tokens=32768)
 
 
-def test_image_tokens_count_towards_the_context():
-    """Images push a prompt over a small context; the error counts their tokens."""
+def test_images_shrink_until_the_prompt_fits_the_context():
+    """Images too big for a small context are shrunk until the prompt leaves room for the answer."""
+    small = ModelMemory(MODEL.weights_bytes, KV, context_length=1000, vision=MODEL.vision)
+    result = plan(model=small)
+    assert result.images[0].tokens < 999
+    assert result.prompt_tokens + result.max_tokens <= 1000
+    assert result.max_tokens >= 16
+
+
+def test_image_tokens_count_towards_the_context_at_the_floor():
+    """When even the smallest images leave no room, the error counts their tokens."""
+    tiny = ModelMemory(MODEL.weights_bytes, KV, context_length=120, vision=MODEL.vision)
+    with pytest.raises(ContextTooLongError) as caught:
+        plan(model=tiny)
+    assert caught.value.image_tokens > 0
+    assert caught.value.prompt_tokens == 100 + caught.value.image_tokens
+
+
+def test_measure_only_mode_refuses_images_over_the_context():
+    """Without the guard nothing is shrunk, so an image over the context is refused."""
     small = ModelMemory(MODEL.weights_bytes, KV, context_length=1000, vision=MODEL.vision)
     with pytest.raises(ContextTooLongError) as caught:
-        plan(model=small)
-    assert caught.value.image_tokens == 999 and caught.value.prompt_tokens == 1099
+        plan(model=small, guard=False)
+    assert caught.value.image_tokens > 900
 
 
 def test_max_tokens_past_the_context_is_clamped():
