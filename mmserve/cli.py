@@ -36,7 +36,12 @@ def _serve_parser(sub) -> None:
     p.add_argument("--max-batch-size", type=int)
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float)
     p.add_argument("--max-body-bytes", type=int)
+    p.add_argument("--memory-wait", dest="memory_wait_s", type=float, help="seconds a request may queue for memory")
+    p.add_argument("--default-max-tokens", type=int)
+    p.add_argument("--max-image-pixels", type=int)
+    p.add_argument("--fetch-timeout", dest="fetch_timeout_s", type=float)
     p.add_argument("--log-level")
+    p.add_argument("--log-json", action="store_true", default=None)
 
 
 def _synth_parser(sub) -> None:
