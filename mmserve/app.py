@@ -118,8 +118,8 @@ def _routes_for(settings: Settings) -> list[tuple[str, str]]:
     return [(kind, ref) for kind, ref in models if ref]
 
 
-def create_app(settings: Settings, *, engines: dict[str, EngineClient] | None = None) -> Litestar:
-    """Build the app. Without ``engines``, one worker per configured model starts in the lifespan."""
+def create_app(settings: Settings) -> Litestar:
+    """Build the app; one worker per configured model starts in the lifespan."""
     guard = MemoryGuard(settings)
     media = MediaLoader(
         MediaPolicy(
@@ -133,38 +133,32 @@ def create_app(settings: Settings, *, engines: dict[str, EngineClient] | None = 
         ),
         cache_items=settings.image_cache_items,
     )
-    service = ChatService(engines or {}, guard, media, settings.request_timeout_s)
+    service = ChatService({}, guard, media, settings.request_timeout_s)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar):
-        started = engines is not None
-        if not started:
-            for kind, ref in _routes_for(settings):
-                path, name = await asyncio.to_thread(resolve_model, ref, no_download=settings.no_download)
-                service.engines[kind] = EngineClient(
-                    WorkerSpec(
-                        engine=kind,
-                        path=str(path),
-                        name=name,
-                        memory_limit=guard.worker_memory_limit(),
-                        max_batch=settings.max_batch_size,
-                        prefix_cache_bytes=guard.prefix_cache_bytes if kind == "text" else 0,
-                        calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
-                        queue_size=settings.queue_size,
-                        start_timeout_s=settings.worker_start_timeout_s,
-                    )
-                )
+        for kind, ref in _routes_for(settings):
+            path, name = await asyncio.to_thread(resolve_model, ref, no_download=settings.no_download)
+            spec = WorkerSpec(
+                engine=kind,
+                path=str(path),
+                name=name,
+                memory_limit=guard.worker_memory_limit(),
+                max_batch=settings.max_batch_size,
+                prefix_cache_bytes=guard.prefix_cache_bytes if kind == "text" else 0,
+                calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
+                queue_size=settings.queue_size,
+            )
+            service.engines[kind] = EngineClient(spec, on_ready=guard.attach)
+        # Workers load in the background: /health answers at once, /ready once they are loaded.
+        for engine in service.engines.values():
+            engine.start()
+        log.info("starting", engines={k: e.name for k, e in service.engines.items()}, tier=guard.tier.name)
         try:
-            if not started:
-                await asyncio.gather(*(engine.start() for engine in service.engines.values()))
-            for engine in service.engines.values():
-                guard.attach(engine)
-            log.info("serving", engines={k: e.name for k, e in service.engines.items()}, guard=guard.status()["tier"])
             yield
         finally:
-            if not started:
-                await asyncio.gather(*(engine.stop() for engine in service.engines.values()), return_exceptions=True)
+            await asyncio.gather(*(engine.stop() for engine in service.engines.values()), return_exceptions=True)
             await media.aclose()
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

@@ -48,7 +48,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     queue_size: int = 64  # requests waiting per engine before 503
     max_batch_size: int = 16
     request_timeout_s: float = 600.0
-    worker_start_timeout_s: float = 300.0
     calibrate: bool = True
 
     # Image intake.

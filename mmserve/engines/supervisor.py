@@ -36,7 +36,6 @@ class WorkerSpec:
     calibrate_side: int = 0
     prefix_cache_bytes: int = 0
     queue_size: int = 64
-    start_timeout_s: float = 300.0
 
 
 class _Gone:
@@ -49,8 +48,9 @@ _GONE = _Gone()
 class EngineClient:
     """One supervised engine worker process."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, on_ready=None) -> None:
         self.spec = spec
+        self._on_ready = on_ready  # called with this client when a worker reports Ready
         self.state = "stopped"  # starting | ready | restarting | failed | stopped
         self.reason = "not started"
         self.ready: messages.Ready | None = None
@@ -60,7 +60,6 @@ class EngineClient:
         self._writer: asyncio.StreamWriter | None = None
         self._queues: dict[str, asyncio.Queue] = {}
         self._ids = itertools.count()
-        self._ready_event = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
 
@@ -78,18 +77,9 @@ class EngineClient:
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start the worker and supervise it; returns once it is ready (or raises)."""
+    def start(self) -> None:
+        """Start the worker and supervise it in the background; ``state`` says how it goes."""
         self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise-{self.kind}")
-        await self.wait_ready(self.spec.start_timeout_s)
-
-    async def wait_ready(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._ready_event.wait(), timeout)
-        except TimeoutError:
-            raise RuntimeError(f"{self.kind} engine did not become ready in {timeout:.0f}s: {self.reason}") from None
-        if self.state == "failed":
-            raise RuntimeError(f"{self.kind} engine failed to load: {self.reason}")
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Ask the worker to finish running work and exit; kill it after ``drain_timeout``."""
@@ -114,7 +104,7 @@ class EngineClient:
                 return
             if not loaded and self.restarts == 0:
                 self.state = "failed"
-                self._ready_event.set()
+                log.error("worker failed to load", engine=self.kind, model=self.name, reason=self.reason)
                 return
             if time.monotonic() - started > 60:
                 backoff = 1.0  # it ran for a while: a fresh crash, not a crash loop
@@ -127,6 +117,8 @@ class EngineClient:
     async def _run_once(self) -> bool:
         """Run one worker process until it exits. Returns whether it got as far as ready."""
         self.state = "starting" if self.restarts == 0 else "restarting"
+        if self.restarts == 0:
+            self.reason = "loading the model"
         parent, child = socket.socketpair()
         spec = self.spec
         args = [
@@ -151,8 +143,10 @@ class EngineClient:
                 body = await reader.readexactly(messages.read_frame_size(header))
                 message = messages.decode(body)
                 if isinstance(message, messages.Ready):
-                    self.ready, self.state, self.reason, got_ready = message, "ready", "ready", True
-                    self._ready_event.set()
+                    self.ready, got_ready = message, True
+                    if self._on_ready is not None:
+                        self._on_ready(self)
+                    self.state, self.reason = "ready", "ready"
                     log.info("worker ready", engine=self.kind, pid=message.pid, model=message.model)
                 elif isinstance(message, messages.LoadFailed):
                     self.reason = message.message
