@@ -146,7 +146,7 @@ def create_app(settings: Settings) -> Litestar:
                 name=name,
                 memory_limit=guard.worker_memory_limit(),
                 max_batch=settings.max_batch_size,
-                prefix_cache_bytes=guard.prefix_cache_bytes if kind == "text" else 0,
+                prefix_cache_bytes=guard.prefix_cache_bytes,
                 calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
                 queue_size=settings.queue_size,
             )

@@ -45,7 +45,7 @@ class MemoryGuard:
         self.tier = guards.tier_for(self.reading.total_bytes)
         self.budget_bytes = self._budget()
         self.max_image_side = settings.max_image_side or self.tier.max_image_side
-        # The text worker keeps finished requests' KV for prefix reuse, within this bound.
+        # Each worker keeps finished requests' KV for prefix reuse, within this bound.
         self.prefix_cache_bytes = min(self.budget_bytes // 10, 2 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
         self.specs: dict[str, guards.VisionSpec] = {}
@@ -93,19 +93,17 @@ class MemoryGuard:
             context_length=ready.context_length,
             vision=vision,
         )
-        resident = sum(model.weights_bytes for model in self.models.values())
-        if "text" in self.models:
-            resident += self.prefix_cache_bytes
-        self.ledger.set_capacity(max(self.budget_bytes - resident, 0))
+        self.ledger.set_capacity(max(self.budget_bytes - self._resident_bytes(), 0))
+
+    def _resident_bytes(self) -> int:
+        """What stays in memory whatever the load: every engine's weights and its prefix caches."""
+        return sum(model.weights_bytes + self.prefix_cache_bytes for model in self.models.values())
 
     def _model_for(self, kind: str) -> guards.ModelMemory:
-        """The engine's shape, with every engine's weights counted as resident."""
+        """The engine's shape, with everything resident counted as its weights."""
         model = self.models[kind]
-        others = sum(m.weights_bytes for k, m in self.models.items() if k != kind)
-        if "text" in self.models:
-            others += self.prefix_cache_bytes
         return guards.ModelMemory(
-            weights_bytes=model.weights_bytes + others,
+            weights_bytes=self._resident_bytes(),
             kv_bytes_per_token=model.kv_bytes_per_token,
             context_length=model.context_length,
             vision=model.vision,

@@ -9,12 +9,14 @@ pick takes exactly that token.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 
 import mlx.core as mx
 import numpy as np
 from mlx_vlm import load
+from mlx_vlm.apc import APCManager
 from mlx_vlm.generate import BatchGenerator
 from mlx_vlm.prompt_utils import apply_chat_template
 from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
@@ -40,7 +42,7 @@ def _sampling_processor(sampler):
 class VisionEngine:
     kind = "vision"
 
-    def __init__(self, path: str, *, max_batch: int = 16, feature_cache_items: int = 32) -> None:
+    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 0) -> None:
         self.model, self.processor = load(path)
         self.tokenizer = self.processor.tokenizer
         self.max_batch = max_batch
@@ -63,8 +65,14 @@ class VisionEngine:
             "max_pixels": int(_pixels(image_processor, "max_pixels", "longest_edge")),
         }
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
+        # Encoder outputs by image content: the same image asked again skips the encoder.
+        # A quarter of the prefix-cache bytes; the rest holds KV blocks.
         self.features: OrderedDict[tuple, mx.array] = OrderedDict()
-        self.feature_cache_items = feature_cache_items
+        self.feature_cache_bytes = prefix_cache_bytes // 4
+        # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
+        # images' content hash, so a page asked again prefills only the new question.
+        kv_bytes = prefix_cache_bytes - self.feature_cache_bytes
+        self.prefix_cache = APCManager(overrides={"memory_max_gb": kv_bytes / (1 << 30)}) if kv_bytes else None
         self.reset()
 
     def reset(self) -> None:
@@ -75,6 +83,7 @@ class VisionEngine:
             completion_batch_size=self.max_batch,
             prefill_batch_size=min(self.max_batch, 8),
             compute_logprobs=False,
+            apc_manager=self.prefix_cache,
         )
 
     def prompt(self, chat: list[dict], n_images: int) -> str:
@@ -106,9 +115,9 @@ class VisionEngine:
             dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
             cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
             mx.eval(cached)
-            if cache_features:
+            if cache_features and cached.nbytes <= self.feature_cache_bytes:
                 self.features[key] = cached
-                while len(self.features) > self.feature_cache_items:
+                while sum(f.nbytes for f in self.features.values()) > self.feature_cache_bytes:
                     self.features.popitem(last=False)
         elif cached is not None:
             self.features.move_to_end(key)
@@ -116,6 +125,8 @@ class VisionEngine:
             input_ids, pixel_values, mask=inputs.get("attention_mask"), cached_image_features=cached, **extra
         )
         prompt_kwargs = {**extra, **{k: v for k, v in embed.to_dict().items() if v is not None}}
+        if key:
+            prompt_kwargs["_apc_image_hash"] = int(hashlib.sha256(repr(key).encode()).hexdigest()[:15], 16)
         return input_ids, prompt_kwargs
 
     def insert(self, request: messages.Generate) -> Admitted:
@@ -132,6 +143,11 @@ class VisionEngine:
             logits_processors=[processors or None],
         )
         return Admitted(uid=uid, prompt_tokens=len(tokens))
+
+    @property
+    def prefix_cache_bytes(self) -> int:
+        kv = self.prefix_cache.resident_bytes() if self.prefix_cache is not None else 0
+        return kv + sum(f.nbytes for f in self.features.values())
 
     def remove(self, uid: int) -> None:
         self.generator.remove(uid)

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .vision import VisionEngine
 
-            engine = VisionEngine(args.model, max_batch=args.max_batch)
+            engine = VisionEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         engine.memory_limit = memory_limit
         calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
         ready = messages.Ready(

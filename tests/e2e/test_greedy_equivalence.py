@@ -31,8 +31,9 @@ def test_text_equals_mlx_lm_direct(client, models):
     assert served.usage.prompt_tokens == len(prompt)
 
 
-def test_image_equals_mlx_vlm_direct(client, models):
-    """Temperature 0 with an image gives mlx_vlm.generate's text for the same image and messages."""
+def test_image_equals_mlx_vlm_direct_cold_and_warm(client, models):
+    """With an image, temperature 0 gives mlx_vlm.generate's text — also when the page is asked
+    again with another question (vision feature and prefix caches warm)."""
     from mlx_vlm import generate, load
     from mlx_vlm.prompt_utils import apply_chat_template
 
@@ -41,17 +42,17 @@ def test_image_equals_mlx_vlm_direct(client, models):
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
     model, processor = load(str(models / "vision"))
-    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe it."}]}]
-    prompt = apply_chat_template(processor, model.config, chat, num_images=1)
-    expected = generate(model, processor, prompt, image=[image], max_tokens=32, temperature=0.0).text
 
-    served = client.chat.completions.create(
-        model="auto",
-        messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": "Describe it."}]}],
-        max_tokens=32,
-        temperature=0,
-    )
-    assert served.model_extra["mmserve"]["images"][0]["resized"] == [336, 280]
-    assert served.choices[0].message.content == expected
+    for question in ("Describe it.", "What colours are in it?", "Describe it."):
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        prompt = apply_chat_template(processor, model.config, chat, num_images=1)
+        expected = generate(model, processor, prompt, image=[image], max_tokens=32, temperature=0.0).text
+        served = client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": question}]}],
+            max_tokens=32,
+            temperature=0,
+        )
+        assert served.model_extra["mmserve"]["images"][0]["resized"] == [336, 280]
+        assert served.choices[0].message.content == expected, question
