@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         mx.clear_cache()
         mx.reset_peak_memory()
         request = messages.Generate(id="m", messages=chat, images=[image], max_tokens=8, sampling=messages.Sampling(temperature=0))
-        uid = engine.insert(request).uid
+        uid = engine.insert(engine.prepare(request)).uid
         while not any(u == uid and finish for u, _, finish in engine.step()):
             pass
         peak = mx.get_peak_memory()

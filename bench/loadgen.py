@@ -92,6 +92,8 @@ class Run:
     wall_s: float
     outcomes: list[Outcome] = field(default_factory=list)
     not_sent: int = 0
+    rss_peak_bytes: int | None = None  # of the server's process tree, filled in by the caller
+    cpu_s: dict[str, float] | None = None  # CPU seconds by process, filled in by the caller
 
     def to_json(self, keep_text: bool = False) -> dict:
         outcomes = [asdict(o) for o in self.outcomes]
@@ -99,7 +101,8 @@ class Run:
             for o in outcomes:
                 o.pop("text", None)
         return {"clients": self.clients, "requested": self.requested, "wall_s": self.wall_s, "not_sent": self.not_sent,
-                "summary": summarize(self), "outcomes": outcomes}
+                "summary": summarize(self), "rss_peak_bytes": self.rss_peak_bytes, "cpu_s": self.cpu_s,
+                "outcomes": outcomes}
 
 
 # --- content ------------------------------------------------------------------

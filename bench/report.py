@@ -111,7 +111,8 @@ def evaluate_targets(results: dict) -> list[dict]:
             ttft_ok = (s["ttft_p95_ms"] or 0) <= (p["ttft_p95_ms"] or float("inf"))
             out.append(_target(name, ratio >= 1.2 and ttft_ok and not s["errors"],
                                f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x; "
-                               f"TTFT p95 {s['ttft_p95_ms']:.0f} vs {p['ttft_p95_ms']:.0f} ms{_errors_note(s)}"))
+                               f"TTFT p95 {s['ttft_p95_ms']:.0f} vs {p['ttft_p95_ms']:.0f} ms"
+                               f"{'' if ttft_ok else ' (worse)'}{_errors_note(s)}"))
         else:
             out.append(_target(name, None, "not measured"))
 
@@ -278,8 +279,8 @@ def _cpu_table(results) -> list[str]:
     return lines if any_row else []
 
 
-def _problems(results) -> list[str]:
-    lines = []
+def _contended(results) -> list[str]:
+    """Runs during which other processes took more than 10% of the machine's CPU."""
     cores = results["machine"].get("cores") or 1
     busy = []
     for name in _servers(results):
@@ -290,6 +291,15 @@ def _problems(results) -> list[str]:
                 if other and cell.get("wall_s") and other > 0.1 * cores * cell["wall_s"]:
                     share = other / (cores * cell["wall_s"])
                     busy.append(f"{_title(results, name)} {workload}{'@' + clients if clients else ''} {share:.0%}")
+    share = (results.get("direct") or {}).get("other_cpu_share")
+    if share and share > 0.1:
+        busy.insert(0, f"direct mlx_lm baseline {share:.0%}")
+    return busy
+
+
+def _problems(results) -> list[str]:
+    lines = []
+    busy = _contended(results)
     if busy:
         lines.append("- other processes on the machine used a noticeable share of its CPU during: " + ", ".join(busy)
                      + " (numbers there are noisy)")
@@ -323,6 +333,13 @@ def _problems(results) -> list[str]:
                 for a in cell.get("usage_anomalies") or ():
                     items.append(f"{where}: {a}")
         items += [escape(n) for n in server.get("notes", [])]
+        admin = server.get("admin_status") or {}
+        workers = [w for w in admin.get("workers", []) if isinstance(w, dict) and w.get("memory")]
+        if workers:
+            items.append("workers after the run, from `/admin/status` (MiB): " + "; ".join(
+                f"{w.get('engine')} active {_mib(w['memory'].get('active_bytes'))}, peak {_mib(w['memory'].get('peak_bytes'))}, "
+                f"cache {_mib(w['memory'].get('cache_bytes'))}, running {w.get('running')}, restarts {w.get('restarts')}"
+                for w in workers))
         for key, when in (("log_lines", "during the run"), ("shutdown_log_lines", "at shutdown (SIGTERM)")):
             logs = server.get(key) or {}
             if logs.get("count"):
@@ -331,7 +348,7 @@ def _problems(results) -> list[str]:
                              + "; ".join(code(line[:160]) for line in logs.get("first", [])[:3])
                              + (f" (full log: {code(server['log_file'])})" if server.get("log_file") else ""))
         head = f"- **{title}**: ready in {server.get('startup_s')} s, whole run {server.get('elapsed_s')} s"
-        lines.append(head + (":" if items else "; no errors, usage present in every response."))
+        lines.append(head + (":" if items else "; no errors, no retries, usage in every response."))
         lines += [f"  - {i}" for i in items]
     return lines
 
@@ -367,7 +384,15 @@ def section(results: dict, svg_name: str) -> str:
     for t in results["targets"]:
         verdict = "**pass**" if t["passed"] else "**FAIL**" if t["passed"] is False else "n/a"
         out.append(f"| {t['name']} | {verdict} | {escape(t['detail'])} |")
-    out += ["", f"![completion tokens per second by workload, server and clients]({svg_name})", ""]
+    notes = []
+    if st["quick"]:
+        notes.append("This is a quick smoke run: a handful of requests per run, so the numbers are indicative only.")
+    contended = _contended(results)
+    if contended:
+        notes.append(f"Other processes on the machine took more than 10% of its CPU during {len(contended)} runs "
+                     "(see *Problems observed*); comparisons involving those runs are unreliable.")
+    out += [""] + [line for n in notes for line in (f"> **Note:** {n}", "")]
+    out += [f"![completion tokens per second by workload, server and clients]({svg_name})", ""]
     names = {"text": "Text (distinct prompts)", "image": "Image (448x448, a different image per request)",
              "mixed": "Mixed (alternating text and image requests)"}
     for workload in ("text", "image", "mixed"):
@@ -424,7 +449,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     magnitude = 10 ** len(str(int(value))) / 10
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10):  # each divides into 4 round ticks
         if step * magnitude >= value:
             return step * magnitude
     return value

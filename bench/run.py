@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,8 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--image-clients", help="client counts for the image workload (default 1,8)")
     p.add_argument("--mixed-clients", help="client counts for the mixed workload (default 16)")
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--requests", type=int, help="requests per client in each run (default: text 6, image and mixed 4; "
-                   "--quick 1), with a floor per run of 24 text / 8 image requests (--quick: 4 / 2)")
+    p.add_argument("--requests", type=int, help="requests per client in each run (default: text 8, image and mixed 6; "
+                   "--quick 1), with a floor per run of 32 text / 12 image requests (--quick: 4 / 2)")
     p.add_argument("--images", type=int, help="images in the repeated-image workload (default 3, --quick 2)")
     p.add_argument("--check-prompts", type=int, help="prompts in the greedy cross-talk check (default 16, --quick 8)")
     p.add_argument("--time-limit", type=float, help="seconds after which a run sends no new requests (default 300, --quick 60)")
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds a server may take to become ready")
     p.add_argument("--no-direct", action="store_true", help="skip the in-process mlx_lm baseline")
     p.add_argument("--quick", action="store_true", help="a smoke run of about two minutes on a small CPU")
+    p.add_argument("--from-json", help="measure nothing: rewrite the report from a raw bench/results/*.json")
     args = p.parse_args(argv)
 
     def ints(text: str | None, default: list[int]) -> list[int]:
@@ -82,9 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "mixed": ints(args.mixed_clients, [16]),
     }
     q = args.quick
-    default = {"text": 1, "image": 1, "mixed": 1} if q else {"text": 6, "image": 4, "mixed": 4}
+    default = {"text": 1, "image": 1, "mixed": 1} if q else {"text": 8, "image": 6, "mixed": 6}
     args.per_client = {w: args.requests or n for w, n in default.items()}
-    args.floor = {"text": 4, "image": 2, "mixed": 4} if q else {"text": 24, "image": 8, "mixed": 16}
+    args.floor = {"text": 4, "image": 2, "mixed": 4} if q else {"text": 32, "image": 12, "mixed": 16}
     args.images = args.images or (2 if q else 3)
     args.check_prompts = args.check_prompts or (8 if q else 16)
     args.time_limit = args.time_limit or (60.0 if q else 300.0)
@@ -205,6 +207,12 @@ def run_cell(server: Server, works, clients: int, args) -> loadgen.Run:
     return run
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the direct baseline subprocess)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _machine_busy_s() -> float | None:
     """Non-idle CPU seconds of the whole machine so far."""
     try:
@@ -218,8 +226,6 @@ def _machine_busy_s() -> float | None:
 
 def cell_json(run: loadgen.Run, keep_text: bool = False) -> dict:
     data = run.to_json(keep_text=keep_text)
-    data["rss_peak_bytes"] = getattr(run, "rss_peak_bytes", None)
-    data["cpu_s"] = getattr(run, "cpu_s", None)
     kinds = {o.kind for o in run.outcomes}
     if len(kinds) > 1:
         data["by_kind"] = {kind: loadgen.summarize(run, kind) for kind in sorted(kinds)}
@@ -338,10 +344,13 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
     log(f"{spec.title}: starting (load average {result['loadavg_before']})")
     try:
         server.start(args.startup_timeout)
-    except (StartError, OSError) as exc:
-        result.update(status="failed", error=f"did not start: {exc}", log_tail=server.log_tail())
-        server.stop()
-        log(f"{spec.title}: FAILED to start: {exc}")
+    except BaseException as exc:
+        server.stop()  # whatever went wrong, leave no server behind
+        if not isinstance(exc, Exception):
+            raise
+        why = str(exc) if isinstance(exc, (StartError, OSError)) else f"{type(exc).__name__}: {exc}"
+        result.update(status="failed", error=f"did not start: {why}", log_tail=server.log_tail())
+        log(f"{spec.title}: FAILED to start: {why}")
         return result
     result["startup_s"] = round(server.startup_s, 1)
     result["argv"] = spec.argv(server.models, server.port)
@@ -450,8 +459,19 @@ def find_models(args, tmp: Path) -> tuple[dict[str, Path], str]:
     return models, source
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # so that the running server is stopped on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        results["targets"] = report.evaluate_targets(results)
+        svg = report.write_report(results, Path(args.out), default_svg=args.label is None)
+        log(f"rewrote {args.out} and {svg} from {args.from_json}")
+        return 0
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     command = shlex.join(["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)])
@@ -480,8 +500,13 @@ def main(argv: list[str] | None = None) -> int:
             prompts = tmp / "prompts.json"
             prompts.write_text(json.dumps([loadgen.prompt_for(s) for s in seeds]))
             log(f"direct mlx_lm baseline ({len(seeds)} prompts, in a subprocess)")
+            busy_before, ours_before, t_before = _machine_busy_s(), _own_cpu_s(), time.perf_counter()
             direct, err = run_json([sys.executable, str(HERE / "direct.py"), str(models["text"]), str(prompts),
                                     str(args.max_tokens)], args.request_timeout * 2)
+            busy_after, ours_after, wall = _machine_busy_s(), _own_cpu_s(), time.perf_counter() - t_before
+            if direct and busy_before is not None and busy_after is not None:
+                other = max(0.0, (busy_after - busy_before) - (ours_after - ours_before))
+                direct["other_cpu_share"] = round(other / ((os.cpu_count() or 1) * wall), 3)
             if direct:
                 direct.pop("backend", None)
                 for r in direct["runs"]:

@@ -137,18 +137,6 @@ class Server:
         return failure_lines(text, lines)
 
 
-_EXCEPTION = re.compile(r"^([\w.]*\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)(:.*)?$|.*(startup failed|Exiting)")
-
-
-def failure_lines(text: str, limit: int = 8) -> str:
-    """What a crash log says went wrong: its exception lines, deduplicated; the last lines if there are none."""
-    found: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if _EXCEPTION.match(line) and not line.startswith(("File ", "Traceback")) and line not in found:
-            found.append(line)
-    return "\n".join(found[-limit:] if found else text.splitlines()[-limit:])
-
     def _tree(self):
         import psutil
 
@@ -219,3 +207,16 @@ def failure_lines(text: str, limit: int = 8) -> str:
         except subprocess.TimeoutExpired:
             pass
         return self.proc.returncode
+
+
+_EXCEPTION = re.compile(r"^([\w.]*\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)(:.*)?$|.*(startup failed|Exiting)")
+
+
+def failure_lines(text: str, limit: int = 8) -> str:
+    """What a crash log says went wrong: its exception lines, deduplicated; the last lines if there are none."""
+    found: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if _EXCEPTION.match(line) and not line.startswith(("File ", "Traceback")) and line not in found:
+            found.append(line)
+    return "\n".join(found[-limit:] if found else text.splitlines()[-limit:])

@@ -61,8 +61,12 @@ class TextEngine:
             rest = prompt[-1:]
         return cache, len(prompt) - len(rest)
 
-    def insert(self, request: messages.Generate) -> Admitted:
-        prompt = self.encode(request.messages)
+    def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int]]:
+        """Thread-safe per-request work: the templated prompt's tokens."""
+        return request, self.encode(request.messages)
+
+    def insert(self, prepared: tuple[messages.Generate, list[int]]) -> Admitted:
+        request, prompt = prepared
         cache, cached = self._cached_prefix(prompt)
         (uid,) = self.generator.insert(
             [prompt[cached:]],

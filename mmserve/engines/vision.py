@@ -10,6 +10,7 @@ pick takes exactly that token.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 
@@ -68,6 +69,7 @@ class VisionEngine:
         # Encoder outputs by image content: the same image asked again skips the encoder.
         # A quarter of the prefix-cache bytes; the rest holds KV blocks.
         self.features: OrderedDict[tuple, mx.array] = OrderedDict()
+        self.features_lock = threading.Lock()  # preparer threads share it
         self.feature_cache_bytes = prefix_cache_bytes // 4
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
@@ -109,18 +111,20 @@ class VisionEngine:
         pixel_values = inputs.get("pixel_values")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
         key = tuple((im.sha256, im.width, im.height) for im in request.images)
-        cached = self.features.get(key) if key and cache_features else None
+        with self.features_lock:
+            cached = self.features.get(key) if key and cache_features else None
+            if cached is not None:
+                self.features.move_to_end(key)
         if pixel_values is not None and cached is None:
             grid = extra.get("image_grid_thw")
             dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
             cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
             mx.eval(cached)
             if cache_features and cached.nbytes <= self.feature_cache_bytes:
-                self.features[key] = cached
-                while sum(f.nbytes for f in self.features.values()) > self.feature_cache_bytes:
-                    self.features.popitem(last=False)
-        elif cached is not None:
-            self.features.move_to_end(key)
+                with self.features_lock:
+                    self.features[key] = cached
+                    while sum(f.nbytes for f in self.features.values()) > self.feature_cache_bytes:
+                        self.features.popitem(last=False)
         embed = self.model.get_input_embeddings(
             input_ids, pixel_values, mask=inputs.get("attention_mask"), cached_image_features=cached, **extra
         )
@@ -129,8 +133,14 @@ class VisionEngine:
             prompt_kwargs["_apc_image_hash"] = int(hashlib.sha256(repr(key).encode()).hexdigest()[:15], 16)
         return input_ids, prompt_kwargs
 
-    def insert(self, request: messages.Generate) -> Admitted:
+    def prepare(self, request: messages.Generate):
+        """Thread-safe per-request work: preprocess the images, run the encoder, build the embeddings."""
         input_ids, prompt_kwargs = self._embed(request)
+        mx.eval(input_ids, prompt_kwargs)
+        return request, input_ids, prompt_kwargs
+
+    def insert(self, prepared) -> Admitted:
+        request, input_ids, prompt_kwargs = prepared
         processors = make_logits(request.sampling)
         sampler = make_sampler(request.sampling)
         if sampler is not None:
@@ -147,7 +157,8 @@ class VisionEngine:
     @property
     def prefix_cache_bytes(self) -> int:
         kv = self.prefix_cache.resident_bytes() if self.prefix_cache is not None else 0
-        return kv + sum(f.nbytes for f in self.features.values())
+        with self.features_lock:
+            return kv + sum(f.nbytes for f in self.features.values())
 
     def remove(self, uid: int) -> None:
         self.generator.remove(uid)

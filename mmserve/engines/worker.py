@@ -1,9 +1,15 @@
 """The engine worker process: loads one model and serves ``messages`` over a socket.
 
 Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vision
---model PATH --fd N``. One thread owns mlx and runs the continuous-batching loop;
-the channel's reader thread answers ``Count`` and ``StatsRequest`` without waiting
-for a decode step.
+--model PATH --fd N``. Three kinds of thread:
+
+- the loop thread owns the batch: it admits prepared requests between decode steps
+  and streams tokens out;
+- preparer threads (each with its own mlx stream) do the per-request work before a
+  request can join the batch — templating, image preprocessing, the vision encoder —
+  so a new image never stalls the sequences already decoding (on mlx's CPU backend
+  each op runs on one core: this is what puts the other cores to work);
+- the channel's reader thread answers ``Count`` and ``StatsRequest`` at once.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+from concurrent.futures import ThreadPoolExecutor
 import socket
 import sys
 import traceback
@@ -58,6 +65,14 @@ class TextAssembler:
         return out
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A preparer thread's result for a request, put on the loop's inbox."""
+
+    request: messages.Generate
+    result: object  # the engine's prepared input, or the exception preparing raised
+
+
 @dataclass
 class Running:
     id: str
@@ -82,11 +97,13 @@ def _backend() -> str:
 class Worker:
     """The generation loop: admit new requests between decode steps, stream tokens out."""
 
-    def __init__(self, engine, channel: Channel) -> None:
+    def __init__(self, engine, channel: Channel, preparers: int = 1) -> None:
         self.engine = engine
         self.channel = channel
         self.running: dict[int, Running] = {}  # by engine uid
         self.by_id: dict[str, int] = {}
+        self.preparing: set[str] = set()
+        self.pool = ThreadPoolExecutor(preparers, thread_name_prefix="prepare", initializer=_own_stream)
         self.closing = False
 
     # -- messages handled on the reader thread --------------------------------
@@ -115,7 +132,7 @@ class Worker:
                 if message is Channel.CLOSED:
                     return  # the server is gone: nobody to answer
                 self._handle(message)
-            if self.closing and not self.running:
+            if self.closing and not self.running and not self.preparing:
                 return
             if self.running:
                 self._step()
@@ -133,18 +150,38 @@ class Worker:
 
     def _handle(self, message) -> None:
         if isinstance(message, messages.Generate):
+            self.preparing.add(message.id)
+            self.pool.submit(self._prepare, message)
+        elif isinstance(message, _Prepared):
             self._admit(message)
         elif isinstance(message, messages.Cancel):
             uid = self.by_id.get(message.id)
             if uid is not None:
                 self.engine.remove(uid)
                 self._finish(self.running[uid], "cancelled")
+            elif message.id in self.preparing:  # dropped when its preparation comes back
+                self.preparing.discard(message.id)
+                self.channel.send(messages.Finished(id=message.id, finish_reason="cancelled", prompt_tokens=0, completion_tokens=0))
         elif isinstance(message, messages.Shutdown):
             self.closing = True
 
-    def _admit(self, request: messages.Generate) -> None:
+    def _prepare(self, request: messages.Generate) -> None:
+        """On a preparer thread: the engine's per-request work, handed back to the loop."""
         try:
-            admitted = self.engine.insert(request)
+            result = self.engine.prepare(request)
+        except Exception as exc:
+            result = exc
+        self.channel.inbox.put(_Prepared(request, result))
+
+    def _admit(self, prepared: _Prepared) -> None:
+        request = prepared.request
+        if request.id not in self.preparing:
+            return  # cancelled while it was being prepared
+        self.preparing.discard(request.id)
+        try:
+            if isinstance(prepared.result, Exception):
+                raise prepared.result
+            admitted = self.engine.insert(prepared.result)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             self.channel.send(messages.Failed(id=request.id, message=_short(exc), status=500))
@@ -205,6 +242,13 @@ class Worker:
         self.by_id.pop(run.id, None)
 
 
+def _own_stream() -> None:
+    """Give a preparer thread its own mlx stream, so its work runs beside the decode loop's."""
+    import mlx.core as mx
+
+    mx.set_default_stream(mx.new_stream(mx.default_device()))
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:300]
@@ -219,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--prefix-cache-bytes", type=int, default=0)
+    parser.add_argument("--preparers", type=int, default=0, help="threads preparing requests (0: 2 for vision, 1 for text)")
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
     args = parser.parse_args(argv)
 
@@ -261,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         channel.send(messages.LoadFailed(_short(exc)))
         return 1
-    worker = Worker(engine, channel)
+    worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))
     channel.start_reader(worker.on_message)
     channel.send(ready)
     worker.run()
