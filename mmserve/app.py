@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+import signal
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -136,6 +138,11 @@ def create_app(settings: Settings) -> Litestar:
     service = ChatService({}, guard, media, settings.request_timeout_s)
     metrics = Metrics()
 
+    def stop_serving(engine: EngineClient) -> None:
+        """A model that cannot be loaded at all: record why and ask the server to stop."""
+        app.state.failed = f"the {engine.kind} model could not be loaded: {engine.reason}"
+        app.state.request_shutdown()
+
     @asynccontextmanager
     async def lifespan(app: Litestar):
         for kind, ref in _routes_for(settings):
@@ -150,7 +157,7 @@ def create_app(settings: Settings) -> Litestar:
                 calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
                 queue_size=settings.queue_size,
             )
-            service.engines[kind] = EngineClient(spec, on_ready=guard.attach)
+            service.engines[kind] = EngineClient(spec, on_ready=guard.attach, on_failed=stop_serving)
         # Workers load in the background: /health answers at once, /ready once they are loaded.
         for engine in service.engines.values():
             engine.start()
@@ -162,7 +169,7 @@ def create_app(settings: Settings) -> Litestar:
             await media.aclose()
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
-    return Litestar(
+    app = Litestar(
         route_handlers=[ChatController, ModelsController, HealthController, AdminController, MetricsController],
         dependencies={
             "chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
@@ -177,4 +184,8 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    app.state.failed = None
+    # The server running the app replaces this with its own graceful stop.
+    app.state.request_shutdown = lambda: os.kill(os.getpid(), signal.SIGTERM)
+    return app
 

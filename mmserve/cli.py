@@ -91,14 +91,18 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, timeout_graceful_shutdown=30
     )
+    server = uvicorn.Server(config)
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn has already drained and stopped; this is Ctrl-C coming back
+        return 130
+    if app.state.failed:
+        print(f"mmserve: {app.state.failed}", file=sys.stderr)
+        return 1
     return 0
 
 

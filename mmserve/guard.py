@@ -46,7 +46,7 @@ class MemoryGuard:
         self.budget_bytes = self._budget()
         self.max_image_side = settings.max_image_side or self.tier.max_image_side
         # Each worker keeps finished requests' KV for prefix reuse, within this bound.
-        self.prefix_cache_bytes = min(self.budget_bytes // 10, 2 << 30)
+        self.prefix_cache_bytes = min(self.budget_bytes // 16, 1 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
         self.specs: dict[str, guards.VisionSpec] = {}
         self.calibration: dict | None = None

@@ -48,9 +48,10 @@ _GONE = _Gone()
 class EngineClient:
     """One supervised engine worker process."""
 
-    def __init__(self, spec: WorkerSpec, on_ready=None) -> None:
+    def __init__(self, spec: WorkerSpec, on_ready=None, on_failed=None) -> None:
         self.spec = spec
         self._on_ready = on_ready  # called with this client when a worker reports Ready
+        self._on_failed = on_failed  # called with this client when the model cannot be loaded at all
         self.state = "stopped"  # starting | ready | restarting | failed | stopped
         self.reason = "not started"
         self.ready: messages.Ready | None = None
@@ -105,6 +106,8 @@ class EngineClient:
             if not loaded and self.restarts == 0:
                 self.state = "failed"
                 log.error("worker failed to load", engine=self.kind, model=self.name, reason=self.reason)
+                if self._on_failed is not None:
+                    self._on_failed(self)
                 return
             if time.monotonic() - started > 60:
                 backoff = 1.0  # it ran for a while: a fresh crash, not a crash loop

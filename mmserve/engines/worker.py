@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import signal
 from concurrent.futures import ThreadPoolExecutor
 import socket
 import sys
@@ -267,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
     args = parser.parse_args(argv)
 
+    # The server decides when workers stop (Shutdown, or the socket closing); Ctrl-C in a
+    # terminal reaches the whole process group, and only the server should act on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     channel = Channel(sock)
     try:
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         if memory_limit:
             mx.set_memory_limit(memory_limit)
             # Freed buffers above this are returned to the system instead of being kept for reuse.
-            mx.set_cache_limit(max(memory_limit // 4, 64 << 20))
+            mx.set_cache_limit(min(max(memory_limit // 16, 64 << 20), 1 << 30))
         if args.engine == "text":
             from .text import TextEngine
 
@@ -308,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))
     channel.start_reader(worker.on_message)
-    channel.send(ready)
-    worker.run()
+    try:
+        channel.send(ready)
+        worker.run()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server went away: nobody left to answer
     return 0
 
 

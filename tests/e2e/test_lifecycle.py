@@ -1,0 +1,77 @@
+"""Starting, stopping and failing to start, as an operator sees it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, start_server
+
+pytestmark = pytest.mark.slow
+
+
+def test_unloadable_model_exits_non_zero_with_the_reason(models, tmp_path):
+    """A model whose weights cannot be loaded ends the server with exit code 1 and says why."""
+    broken = tmp_path / "broken"
+    shutil.copytree(models / "text", broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    result = subprocess.run(
+        [sys.executable, "-m", "mmserve.cli", "serve", "--text-model", str(broken), "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "MMSERVE_LOG_JSON": "true"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "could not be loaded" in result.stderr and "safetensors" in result.stderr
+
+
+def test_missing_model_directory_is_a_clear_startup_error(tmp_path):
+    """A model path that does not exist stops the server with a message naming it."""
+    missing = tmp_path / "nowhere"
+    result = subprocess.run(
+        [sys.executable, "-m", "mmserve.cli", "serve", "--text-model", str(missing), "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+
+
+def test_sigterm_drains_in_flight_requests(models, tmp_path):
+    """SIGTERM lets a running request finish before the server and its workers exit."""
+    server = start_server(models, tmp_path)
+    workers = [w["pid"] for w in server.status()["workers"]]
+    outcome = {}
+
+    def ask():
+        outcome["response"] = httpx.post(
+            server.base_url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "go"}], "max_tokens": 300, "temperature": 0},
+            timeout=60,
+        )
+
+    request = threading.Thread(target=ask)
+    request.start()
+    while not any(w["running"] for w in server.status()["workers"]):
+        pass
+    server.process.send_signal(signal.SIGTERM)
+    request.join()
+    assert server.process.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+    assert outcome["response"].status_code == 200
+    assert outcome["response"].json()["usage"]["completion_tokens"] > 0
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_ctrl_c_stops_quietly(models, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group) stops everything without tracebacks."""
+    server = start_server(models, tmp_path)
+    os.killpg(server.process.pid, signal.SIGINT)
+    server.process.wait(60)
+    log = server.log()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
