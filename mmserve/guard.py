@@ -56,8 +56,12 @@ class MemoryGuard:
 
     def _budget(self) -> int:
         if self.settings.memory_budget:
-            return guards.parse_budget(self.settings.memory_budget, self.reading.total_bytes)
-        return guards.default_budget(self.reading, self.tier)
+            budget = guards.parse_budget(self.settings.memory_budget, self.reading.total_bytes)
+        else:
+            budget = guards.default_budget(self.reading, self.tier)
+        if self.reading.backend == "cuda":
+            budget = min(budget, self.reading.total_bytes // 2)  # the workers' mlx limit on CUDA
+        return budget
 
     def worker_memory_limit(self) -> int:
         return self.budget_bytes
