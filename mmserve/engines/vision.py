@@ -195,26 +195,32 @@ class VisionEngine:
         return samples
 
     def _measure(self, width: int, height: int) -> tuple[int, int]:
-        """(patches, extra peak bytes) of embedding one random image of this size, as a request does:
-        pixel values, the encoder, and the merged input embeddings."""
+        """(patches, extra peak bytes) of a one-token request with one random image of this size:
+        preprocessing, the encoder, the merged embeddings, the language model's prefill and a
+        decode step — everything a request adds to the weights but its KV cache, which the
+        guard counts per token."""
         pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-        image = messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), "calibration")
+        image = messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), f"calibration-{width}x{height}")
         request = messages.Generate(
-            id="calibration",
-            messages=[{"role": "user", "content": [{"type": "image"}]}],
-            images=[image],
-            max_tokens=1,
+            id="calibration", messages=[{"role": "user", "content": [{"type": "image"}]}], images=[image], max_tokens=1
+        )
+        generator = BatchGenerator(  # a private batch: calibration leaves no prefix-cache entries
+            self.model.language_model, self.processor, stop_tokens=sorted(self.eos_token_ids), compute_logprobs=False
         )
         mx.clear_cache()  # cached buffers would hide new allocations
         base = mx.get_active_memory()
         mx.reset_peak_memory()
         input_ids, prompt_kwargs = self._embed(request, cache_features=False)
-        mx.eval(prompt_kwargs)
-        extra = mx.get_peak_memory() - base
         patches = int(np.prod(np.array(prompt_kwargs["image_grid_thw"].tolist()[0])))
+        tokens = input_ids.shape[-1]
+        generator.insert([input_ids.squeeze(0).tolist()], max_tokens=[1], prompt_kwargs=[prompt_kwargs])
         del input_ids, prompt_kwargs
+        while generator.has_work:
+            generator.next()
+        extra = mx.get_peak_memory() - base - tokens * self.kv_bytes_per_token
+        generator.close()
         mx.clear_cache()
-        return patches, int(extra)
+        return patches, max(int(extra), 1)
 
 
 def _pixels(image_processor, name: str, size_key: str) -> int:
