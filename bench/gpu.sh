@@ -3,6 +3,7 @@
 # Usage (from the project root, after mlx[cuda13] is installed there):
 #   bash bench/gpu.sh guard   # synthesize the models if needed, then guard predicted-vs-measured
 #   bash bench/gpu.sh serve   # the serving benchmark against mlx_lm.server and mlx_vlm.server
+#   bash bench/gpu.sh probe   # text-engine burst timings (first-shape compiles, allocator)
 # Results go to $OUT (or bench/results): JSON, logs and the markdown sections.
 set -euo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
@@ -21,6 +22,9 @@ case "${1:-guard}" in
     python3 bench/guard_memory.py --models "$MODELS" --budget 24GB --max-image-side 1792 \
       --calibrate-side 1344 --safety-limit 30GB --label "$LABEL-qwen2.5-vl-3b" --out "$OUT/guard.json" \
       | tee "$OUT/guard.log"
+    ;;
+  probe)
+    python3 bench/batch_probe.py --model "$MODELS/text" 2>&1 | tee "$OUT/probe.log"
     ;;
   serve)
     python3 bench/run.py --models "$MODELS" --label "$LABEL-qwen2.5-vl-3b" --out "$OUT/benchmarks.md" \
