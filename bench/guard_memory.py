@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     calibration = guards.Calibration.fit(engine.calibrate(args.calibrate_side, time_budget_s=120))
     calibrate_s = time.monotonic() - started
+    print(json.dumps({"calibration": calibration.as_dict(), "seconds": round(calibrate_s, 1)}), flush=True)
     cost = calibration.safe_cost()
     spec = guards.VisionSpec(**engine.vision_spec)
     model = guards.ModelMemory(engine.weights_bytes, engine.kv_bytes_per_token, engine.context_length, cost)
@@ -115,9 +116,15 @@ def main(argv: list[str] | None = None) -> int:
                 "tokens": planned.tokens,
                 "predicted_peak_bytes": plan.planned_peak_bytes,
             }
-            if plan.planned_peak_bytes > safety:
+            # On a shared accelerator never trust one estimate alone for an unguarded run: the
+            # conservative default (Qwen2.5-VL-3B-shaped) must agree. On CPU the calibration decides.
+            conservative = model.weights_bytes + guards.DEFAULT_VISION_COST.bytes_for(planned.patches)
+            if backend == "cpu":
+                conservative = 0
+            if max(plan.planned_peak_bytes, conservative) > safety:
                 row["measured_peak_bytes"] = None
                 row["note"] = "not run: predicted above the safety limit"
+                row["conservative_peak_bytes"] = conservative
             else:
                 started = time.monotonic()
                 row["measured_peak_bytes"] = measure(*planned.resized)

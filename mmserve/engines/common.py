@@ -13,7 +13,7 @@ from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logi
 
 from . import messages
 
-__all__ = ["Admitted", "kv_bytes_per_token", "make_logits", "make_sampler", "memory_stats", "weights_bytes"]
+__all__ = ["Admitted", "kv_bytes_per_token", "make_logits", "make_sampler", "memory_stats", "warm_up", "weights_bytes"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,24 @@ def memory_stats(request_id: str, memory_limit: int, running: int, prefix_cache_
         running=running,
         prefix_cache_bytes=prefix_cache_bytes,
     )
+
+
+def warm_up(engine, batch_sizes: list[int], max_tokens: int = 3) -> None:
+    """Bursts of short greedy requests at each batch size, run to the end.
+
+    On GPU backends mlx compiles kernels for each new shape on first use (seconds
+    each); doing it here keeps that cost out of the first clients' latency.
+    """
+    for size in batch_sizes:
+        requests = [
+            messages.Generate(
+                id=f"warm-up-{i}",
+                messages=[{"role": "user", "content": "warm up " * (i + 1)}],
+                max_tokens=max_tokens,
+                sampling=messages.Sampling(temperature=0),
+            )
+            for i in range(size)
+        ]
+        uids = {engine.insert(engine.prepare(request)).uid for request in requests}
+        while uids:
+            uids -= {uid for uid, _, finish_reason in engine.step() if finish_reason is not None}

@@ -7,7 +7,7 @@ from mlx_lm.generate import BatchGenerator
 from mlx_lm.models.cache import LRUPromptCache, can_trim_prompt_cache, trim_prompt_cache
 
 from . import messages
-from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, weights_bytes
+from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
 __all__ = ["TextEngine"]
 
@@ -95,3 +95,9 @@ class TextEngine:
 
     def calibrate(self, max_side: int) -> list:
         return []
+
+    def warm_up(self, batch_sizes: list[int]) -> None:
+        """Run bursts of short requests so the first real ones do not pay for kernel compilation."""
+        prefix_cache, self.prefix_cache = self.prefix_cache, None  # leave no warm-up entries behind
+        warm_up(self, batch_sizes)
+        self.prefix_cache = prefix_cache

@@ -25,7 +25,7 @@ from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 from PIL import Image
 
 from . import messages
-from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, weights_bytes
+from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
 __all__ = ["VisionEngine"]
 
@@ -168,18 +168,22 @@ class VisionEngine:
         return [(r.uid, r.token, r.finish_reason) for r in generated]
 
     def calibrate(self, max_side: int, *, time_budget_s: float = 10.0) -> list[list[int]]:
-        """Measure the encoder's extra peak memory at a few square sizes up to ``max_side``.
+        """Measure what a one-image request adds to the weights, at a few square sizes up to ``max_side``.
 
-        Larger sizes are extrapolated by the guard's quadratic fit rather than measured
-        when measuring them would take longer than ``time_budget_s`` or would come near
-        the memory limit. Returns ``[width, height, patches, peak_extra_bytes]`` rows.
+        Each sample is the encoder path's extra peak (preprocessing, encoder, merged
+        embeddings) plus the fixed cost of running a request through the language
+        model (prefill and a decode step, less its KV cache, which the guard counts
+        per token). Larger sizes are extrapolated by the guard's quadratic fit rather
+        than measured when measuring them would take longer than ``time_budget_s`` or
+        come near the memory limit. Returns ``[width, height, patches, bytes]`` rows.
         """
         from guards import VisionSpec, calibration_sizes, patches
 
         spec = VisionSpec(**self.vision_spec)
         sizes = calibration_sizes(spec, max_side)
         self._measure(*sizes[0])  # warm-up: kernels compile on first use
-        samples, spent = [], 0.0
+        fixed = self._request_overhead()
+        samples, spent, took = [], 0.0, 0.0
         for width, height in sizes:
             if len(samples) >= 3:
                 _, _, last_patches, last_bytes = samples[-1]
@@ -187,40 +191,60 @@ class VisionEngine:
                 too_big = self.memory_limit and last_bytes * growth > 0.5 * (self.memory_limit - self.weights_bytes)
                 if too_big or spent + growth * took > time_budget_s:
                     break
+            self._measure(width, height)  # a new size compiles new kernels on GPU backends: time the second run
             started = time.monotonic()
-            samples.append([width, height, *self._measure(width, height)])
+            count, extra = self._measure(width, height)
             took = time.monotonic() - started
             spent += took
+            samples.append([width, height, count, extra + fixed])
         mx.reset_peak_memory()
         return samples
 
     def _measure(self, width: int, height: int) -> tuple[int, int]:
-        """(patches, extra peak bytes) of a one-token request with one random image of this size:
-        preprocessing, the encoder, the merged embeddings, the language model's prefill and a
-        decode step — everything a request adds to the weights but its KV cache, which the
-        guard counts per token."""
+        """(patches, extra peak bytes) of embedding one random image of this size, as a request does:
+        pixel values, the encoder, and the merged input embeddings."""
         pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
         image = messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), f"calibration-{width}x{height}")
         request = messages.Generate(
             id="calibration", messages=[{"role": "user", "content": [{"type": "image"}]}], images=[image], max_tokens=1
         )
-        generator = BatchGenerator(  # a private batch: calibration leaves no prefix-cache entries
-            self.model.language_model, self.processor, stop_tokens=sorted(self.eos_token_ids), compute_logprobs=False
-        )
         mx.clear_cache()  # cached buffers would hide new allocations
         base = mx.get_active_memory()
         mx.reset_peak_memory()
         input_ids, prompt_kwargs = self._embed(request, cache_features=False)
-        patches = int(np.prod(np.array(prompt_kwargs["image_grid_thw"].tolist()[0])))
-        tokens = input_ids.shape[-1]
-        generator.insert([input_ids.squeeze(0).tolist()], max_tokens=[1], prompt_kwargs=[prompt_kwargs])
+        mx.eval(input_ids, prompt_kwargs)
+        extra = mx.get_peak_memory() - base
+        count = int(np.prod(np.array(prompt_kwargs["image_grid_thw"].tolist()[0])))
         del input_ids, prompt_kwargs
-        while generator.has_work:
-            generator.next()
-        extra = mx.get_peak_memory() - base - tokens * self.kv_bytes_per_token
+        mx.clear_cache()
+        return count, int(extra)
+
+    def _request_overhead(self) -> int:
+        """Peak bytes a short text-only request adds beyond its KV cache (workspaces, activations)."""
+        request = messages.Generate(id="calibration", messages=[{"role": "user", "content": "Hello"}], max_tokens=2)
+        generator = BatchGenerator(  # a private batch: calibration leaves no prefix-cache entries
+            self.model.language_model, self.processor, stop_tokens=sorted(self.eos_token_ids), compute_logprobs=False
+        )
+        peaks = []
+        for _ in range(2):  # the first run compiles kernels on GPU backends
+            input_ids, prompt_kwargs = self._embed(request, cache_features=False)
+            mx.eval(input_ids, prompt_kwargs)
+            mx.clear_cache()
+            base = mx.get_active_memory()
+            mx.reset_peak_memory()
+            generator.insert([input_ids.squeeze(0).tolist()], max_tokens=[2], prompt_kwargs=[prompt_kwargs])
+            tokens = input_ids.shape[-1] + 2
+            del input_ids, prompt_kwargs
+            while generator.has_work:
+                generator.next()
+            peaks.append(mx.get_peak_memory() - base - tokens * self.kv_bytes_per_token)
         generator.close()
         mx.clear_cache()
-        return patches, max(int(extra), 1)
+        return max(int(peaks[-1]), 0)
+
+    def warm_up(self, batch_sizes: list[int]) -> None:
+        """Run bursts of short requests so the first real ones do not pay for kernel compilation."""
+        warm_up(self, batch_sizes)
 
 
 def _pixels(image_processor, name: str, size_key: str) -> int:

@@ -243,6 +243,14 @@ class Worker:
         self.by_id.pop(run.id, None)
 
 
+def _batch_sizes(max_batch: int) -> list[int]:
+    """1, 2, 4, ... up to max_batch: the batch shapes worth compiling ahead."""
+    sizes = [1]
+    while sizes[-1] * 2 <= max_batch:
+        sizes.append(sizes[-1] * 2)
+    return sizes if sizes[-1] == max_batch else [*sizes, max_batch]
+
+
 def _own_stream() -> None:
     """Give a preparer thread its own mlx stream, so its work runs beside the decode loop's."""
     import mlx.core as mx
@@ -293,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
             engine = VisionEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         engine.memory_limit = memory_limit
+        if _backend() != "cpu":
+            engine.warm_up(_batch_sizes(args.max_batch))
         calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
         ready = messages.Ready(
             engine=args.engine,
