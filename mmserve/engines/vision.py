@@ -52,8 +52,8 @@ class VisionEngine:
         text = config.text_config
         self.context_length = int(getattr(text, "max_position_embeddings", 0) or 4096)
         self.weights_bytes = weights_bytes(self.model)
-        dtype = self.model.language_model.model.embed_tokens.weight.dtype
-        self.kv_bytes_per_token = kv_bytes_per_token(text, dtype)
+        self.text_dtype = self.model.language_model.model.embed_tokens.weight.dtype
+        self.kv_bytes_per_token = kv_bytes_per_token(text, self.text_dtype)
         self.image_token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
@@ -119,6 +119,9 @@ class VisionEngine:
             grid = extra.get("image_grid_thw")
             dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
             cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
+            # Image features join the text embeddings in the language model's dtype (as HF's
+            # Qwen2.5-VL does): a float32 tower would otherwise turn the whole prefill float32.
+            cached = cached.astype(self.text_dtype)
             mx.eval(cached)
             if cache_features and cached.nbytes <= self.feature_cache_bytes:
                 with self.features_lock:
