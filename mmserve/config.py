@@ -46,7 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # Engines.
     queue_size: int = 64  # requests waiting per engine before 503
-    max_batch_size: int = 16
+    max_batch_size: int = 32  # sequences decoded together; the guard still reserves each one's KV
     request_timeout_s: float = 600.0
     calibrate: bool = True
 
