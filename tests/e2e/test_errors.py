@@ -177,3 +177,28 @@ def strict(models, tmp_path_factory):
     )  # fmt: skip
     yield srv
     stop_server(srv)
+
+
+def test_cors_is_off_by_default(server):
+    """Without --cors-origin no CORS headers are sent, even to a cross-origin preflight."""
+    response = httpx.options(
+        server.base_url + CHAT,
+        headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_allows_configured_origins(cors):
+    """With --cors-origin the configured origin gets CORS headers and others do not."""
+    allowed = httpx.get(cors.base_url + "/health", headers={"Origin": "https://app.example.org"}, timeout=10)
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.org"
+    other = httpx.get(cors.base_url + "/health", headers={"Origin": "https://evil.example"}, timeout=10)
+    assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+@pytest.fixture(scope="module")
+def cors(models, tmp_path_factory):
+    srv = start_server(models, tmp_path_factory.mktemp("cors-logs"), "--cors-origin", "https://app.example.org")
+    yield srv
+    stop_server(srv)

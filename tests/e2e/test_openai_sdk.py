@@ -208,3 +208,27 @@ def test_metrics_exposes_requests_tokens_guard_and_memory(client, server):
         'mmserve_batch_size{engine="text"}',
     ):
         assert series in text, series
+
+
+def test_openapi_docs_are_served(server):
+    """Litestar's OpenAPI schema lists the chat route."""
+    import httpx
+
+    schema = httpx.get(server.base_url + "/docs/openapi.json", timeout=10).json()
+    assert "/v1/chat/completions" in schema["paths"]
+
+
+def test_one_canonical_log_line_per_request_without_payloads(client, server):
+    """Each chat request logs one JSON line with its id, route, tokens and timings, and never the image bytes."""
+    import json
+
+    uri = png_data_uri(seed=42)
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=image_message(uri), max_tokens=4)
+    request_id = raw.headers["x-request-id"]
+    lines = [json.loads(line) for line in server.log().splitlines() if request_id in line]
+    assert len(lines) == 1
+    line = lines[0]
+    for field in ("route", "model", "images", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms", "status"):
+        assert field in line, field
+    assert line["route"] == "vision" and line["images"] == 1 and line["status"] == 200
+    assert uri[30:90] not in server.log()
