@@ -36,7 +36,12 @@ def main() -> int:
         requests = [
             messages.Generate(
                 id=str(i),
-                messages=[{"role": "user", "content": " ".join(words[(seed + i) % 12 :] + words[: (seed * i) % 7]) + f" {seed}"}],
+                messages=[
+                    {
+                        "role": "user",
+                        "content": " ".join(words[(seed + i) % 12 :] + words[: (seed * i) % 7]) + f" {seed}",
+                    }
+                ],
                 max_tokens=args.max_tokens,
                 sampling=messages.Sampling(temperature=0),
             )

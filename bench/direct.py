@@ -80,8 +80,17 @@ def main(argv: list[str]) -> int:
     runs = [generate(model, tokenizer, p, max_tokens) for p in prompts]
     tokens = sum(r["completion_tokens"] for r in runs)
     seconds = sum(r["latency_s"] for r in runs)
-    print(json.dumps({"backend": backend(), "runs": runs, "completion_tokens": tokens, "seconds": seconds,
-                      "throughput_tok_s": tokens / seconds if seconds else None}))
+    print(
+        json.dumps(
+            {
+                "backend": backend(),
+                "runs": runs,
+                "completion_tokens": tokens,
+                "seconds": seconds,
+                "throughput_tok_s": tokens / seconds if seconds else None,
+            }
+        )
+    )
     return 0
 
 

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", default="600MB", help="memory budget for the guard (600MB, 24GB, 0.5)")
     parser.add_argument("--max-image-side", type=int, default=1792, help="the guard's starting side")
     parser.add_argument("--calibrate-side", type=int, default=1024)
-    parser.add_argument("--safety-limit", default=None, help="largest predicted peak to run unguarded (default 2x budget)")
+    parser.add_argument(
+        "--safety-limit", default=None, help="largest predicted peak to run unguarded (default 2x budget)"
+    )
     parser.add_argument("--label", default=platform.node())
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         engine.features.clear()  # measure the encoder every time
         mx.clear_cache()
         mx.reset_peak_memory()
-        request = messages.Generate(id="m", messages=chat, images=[image], max_tokens=8, sampling=messages.Sampling(temperature=0))
+        request = messages.Generate(
+            id="m", messages=chat, images=[image], max_tokens=8, sampling=messages.Sampling(temperature=0)
+        )
         uid = engine.insert(engine.prepare(request)).uid
         while not any(u == uid and finish for u, _, finish in engine.step()):
             pass

@@ -33,10 +33,28 @@ __all__ = [
 ]
 
 _TOPICS = (
-    "a lighthouse keeper", "a lost umbrella", "the history of bread", "a robot gardener", "tidal pools",
-    "a night train", "volcanic glass", "a chess club", "migrating geese", "an old radio", "paper lanterns",
-    "a desert observatory", "the smell of rain", "a bicycle repair shop", "glaciers", "a jazz trio",
-    "a city under snow", "honeybees", "a sailing ship", "a quiet library", "copper mines", "a kite festival",
+    "a lighthouse keeper",
+    "a lost umbrella",
+    "the history of bread",
+    "a robot gardener",
+    "tidal pools",
+    "a night train",
+    "volcanic glass",
+    "a chess club",
+    "migrating geese",
+    "an old radio",
+    "paper lanterns",
+    "a desert observatory",
+    "the smell of rain",
+    "a bicycle repair shop",
+    "glaciers",
+    "a jazz trio",
+    "a city under snow",
+    "honeybees",
+    "a sailing ship",
+    "a quiet library",
+    "copper mines",
+    "a kite festival",
 )
 _ASKS = (
     "Write a short story about {a} and {b}.",
@@ -100,9 +118,16 @@ class Run:
         if not keep_text:
             for o in outcomes:
                 o.pop("text", None)
-        return {"clients": self.clients, "requested": self.requested, "wall_s": self.wall_s, "not_sent": self.not_sent,
-                "summary": summarize(self), "rss_peak_bytes": self.rss_peak_bytes, "cpu_s": self.cpu_s,
-                "outcomes": outcomes}
+        return {
+            "clients": self.clients,
+            "requested": self.requested,
+            "wall_s": self.wall_s,
+            "not_sent": self.not_sent,
+            "summary": summarize(self),
+            "rss_peak_bytes": self.rss_peak_bytes,
+            "cpu_s": self.cpu_s,
+            "outcomes": outcomes,
+        }
 
 
 # --- content ------------------------------------------------------------------
@@ -116,14 +141,16 @@ def prompt_for(seed: str) -> str:
 
 
 def _body(model: str, content, max_tokens: int) -> bytes:
-    return json.dumps({
-        "model": model,
-        "messages": [{"role": "user", "content": content}],
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }).encode()
+    return json.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
 
 
 def text_work(seed: str, model: str, max_tokens: int) -> Work:
@@ -202,7 +229,9 @@ async def _send(client: httpx.AsyncClient, url: str, work: Work, t0: float) -> O
     return out
 
 
-async def _stream(client: httpx.AsyncClient, url: str, work: Work, out: Outcome, parts: list[str], start: float) -> int | None:
+async def _stream(
+    client: httpx.AsyncClient, url: str, work: Work, out: Outcome, parts: list[str], start: float
+) -> int | None:
     """Send once and read the SSE stream into ``out``; returns usage.completion_tokens if the server sent it."""
     usage_tokens = None
     async with client.stream("POST", url, content=work.body, headers={"content-type": "application/json"}) as resp:
@@ -235,7 +264,9 @@ async def _stream(client: httpx.AsyncClient, url: str, work: Work, out: Outcome,
                 continue
             if event == "error" or obj.get("error"):
                 err = obj.get("error", obj)
-                out.error = "in-band error: " + (err.get("message", str(err)) if isinstance(err, dict) else str(err))[:300]
+                out.error = (
+                    "in-band error: " + (err.get("message", str(err)) if isinstance(err, dict) else str(err))[:300]
+                )
                 break
             for choice in obj.get("choices") or ():
                 delta = choice.get("delta") or {}

@@ -23,6 +23,7 @@ def code(text: str) -> str:
     """Text as a markdown code span (no HTML escaping there: entities would show literally)."""
     return "`" + str(text).replace("`", "'").replace("|", "\\|").replace("\n", " ") + "`"
 
+
 ORDER = ("mmserve", "mlx_lm", "mlx_vlm")
 COLORS = {"mmserve": "#2f6fdf", "mlx_lm": "#e08a1e", "mlx_vlm": "#3a9a5b"}
 HEADER = """# Benchmarks
@@ -97,10 +98,22 @@ def evaluate_targets(results: dict) -> list[dict]:
     s = _summary(results, "mmserve", "text", 1)
     if direct and s and s.get("throughput_tok_s"):
         ratio = s["throughput_tok_s"] / direct
-        out.append(_target(name, ratio >= 0.95 and not s["errors"],
-                           f"{s['throughput_tok_s']:.1f} vs {direct:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}"))
+        out.append(
+            _target(
+                name,
+                ratio >= 0.95 and not s["errors"],
+                f"{s['throughput_tok_s']:.1f} vs {direct:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}",
+            )
+        )
     else:
-        out.append(_target(name, None, "not measured" + (f" ({results['direct'].get('error')})" if results.get("direct", {}).get("error") else "")))
+        out.append(
+            _target(
+                name,
+                None,
+                "not measured"
+                + (f" ({results['direct'].get('error')})" if results.get("direct", {}).get("error") else ""),
+            )
+        )
 
     # text under load vs mlx_lm.server
     for clients in (8, 32):
@@ -109,10 +122,15 @@ def evaluate_targets(results: dict) -> list[dict]:
         if s and p and s.get("throughput_tok_s") and p.get("throughput_tok_s"):
             ratio = s["throughput_tok_s"] / p["throughput_tok_s"]
             ttft_ok = (s["ttft_p95_ms"] or 0) <= (p["ttft_p95_ms"] or float("inf"))
-            out.append(_target(name, ratio >= 1.2 and ttft_ok and not s["errors"],
-                               f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x; "
-                               f"TTFT p95 {s['ttft_p95_ms']:.0f} vs {p['ttft_p95_ms']:.0f} ms"
-                               f"{'' if ttft_ok else ' (worse)'}{_errors_note(s)}"))
+            out.append(
+                _target(
+                    name,
+                    ratio >= 1.2 and ttft_ok and not s["errors"],
+                    f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x; "
+                    f"TTFT p95 {s['ttft_p95_ms']:.0f} vs {p['ttft_p95_ms']:.0f} ms"
+                    f"{'' if ttft_ok else ' (worse)'}{_errors_note(s)}",
+                )
+            )
         else:
             out.append(_target(name, None, "not measured"))
 
@@ -121,8 +139,13 @@ def evaluate_targets(results: dict) -> list[dict]:
     s, p = _summary(results, "mmserve", "image", 8), _summary(results, "mlx_vlm", "image", 8)
     if s and p and s.get("throughput_tok_s") and p.get("throughput_tok_s"):
         ratio = s["throughput_tok_s"] / p["throughput_tok_s"]
-        out.append(_target(name, ratio >= 1.5 and not s["errors"],
-                           f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}"))
+        out.append(
+            _target(
+                name,
+                ratio >= 1.5 and not s["errors"],
+                f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}",
+            )
+        )
     else:
         out.append(_target(name, None, "not measured"))
 
@@ -132,8 +155,13 @@ def evaluate_targets(results: dict) -> list[dict]:
     peer, value = _best_peer(results, "mixed", 16)
     if s and s.get("throughput_tok_s") and value:
         ratio = s["throughput_tok_s"] / value
-        out.append(_target(name, ratio >= 1.5 and not s["errors"],
-                           f"{s['throughput_tok_s']:.1f} vs {value:.1f} tok/s ({_title(results, peer)}) = {ratio:.2f}x{_errors_note(s)}"))
+        out.append(
+            _target(
+                name,
+                ratio >= 1.5 and not s["errors"],
+                f"{s['throughput_tok_s']:.1f} vs {value:.1f} tok/s ({_title(results, peer)}) = {ratio:.2f}x{_errors_note(s)}",
+            )
+        )
     else:
         out.append(_target(name, None, "not measured"))
 
@@ -141,8 +169,13 @@ def evaluate_targets(results: dict) -> list[dict]:
     name = "repeated image: TTFT of 2nd-4th question <= 0.3x the 1st"
     r = mm.get("cells", {}).get("repeated-image")
     if r and r.get("ratio") is not None:
-        out.append(_target(name, r["ratio"] <= 0.3,
-                           f"{r['rest_mean_ms']:.0f} vs {r['first_ms']:.0f} ms = {r['ratio']:.2f}x over {len(r['per_image'])} images"))
+        out.append(
+            _target(
+                name,
+                r["ratio"] <= 0.3,
+                f"{r['rest_mean_ms']:.0f} vs {r['first_ms']:.0f} ms = {r['ratio']:.2f}x over {len(r['per_image'])} images",
+            )
+        )
     else:
         out.append(_target(name, None, "not measured" + (f" ({r.get('error')})" if r and r.get("error") else "")))
 
@@ -178,13 +211,17 @@ def _cell_row(results, name, workload, clients, extra_cols=0) -> str:
     if cell is None:
         return f"| {title} | {clients} | n/a |" + " – |" * (8 + extra_cols)
     if "summary" not in cell:
-        return f"| {title} | {clients} | failed: {escape(str(cell.get('error', '?'))[:80])} |" + " – |" * (8 + extra_cols)
+        return f"| {title} | {clients} | failed: {escape(str(cell.get('error', '?'))[:80])} |" + " – |" * (
+            8 + extra_cols
+        )
     s = cell["summary"]
     _, best = _best_peer(results, workload, clients)
     ratio = f"{s['throughput_tok_s'] / best:.2f}x" if best and s.get("throughput_tok_s") else "n/a"
     sent = f"{s['requests']}" + (f" (+{s['not_sent']} not sent)" if s.get("not_sent") else "")
-    row = (f"| {title} | {clients} | {sent} | {_n(s['throughput_tok_s'], 1)} | {_n(s['ttft_p50_ms'])} | {_n(s['ttft_p95_ms'])} "
-           f"| {_n(s['latency_p50_ms'])} | {_n(s['latency_p95_ms'])} | {s['errors']} | {ratio} | {_mib(cell.get('rss_peak_bytes'))} |")
+    row = (
+        f"| {title} | {clients} | {sent} | {_n(s['throughput_tok_s'], 1)} | {_n(s['ttft_p50_ms'])} | {_n(s['ttft_p95_ms'])} "
+        f"| {_n(s['latency_p50_ms'])} | {_n(s['latency_p95_ms'])} | {s['errors']} | {ratio} | {_mib(cell.get('rss_peak_bytes'))} |"
+    )
     if extra_cols:
         by = cell.get("by_kind", {})
         row += "".join(f" {_n((by.get(k) or {}).get('ttft_p95_ms'))} |" for k in ("text", "image"))
@@ -193,8 +230,10 @@ def _cell_row(results, name, workload, clients, extra_cols=0) -> str:
 
 def _workload_table(results, workload: str, clients_list: list[int]) -> list[str]:
     mixed = workload == "mixed"
-    head = ("| server | clients | requests | tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms "
-            "| errors | ratio vs best peer | peak RSS MiB |")
+    head = (
+        "| server | clients | requests | tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms "
+        "| errors | ratio vs best peer | peak RSS MiB |"
+    )
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     if mixed:
         head += " text TTFT p95 ms | image TTFT p95 ms |"
@@ -221,17 +260,24 @@ def _direct_table(results) -> list[str]:
         p50 = statistics.median(ttfts) if ttfts else None
         lines.append(f"| mlx_lm.stream_generate, in process | {_n(base, 1)} | {_n(p50)} | 1.00x |")
     else:
-        lines.append(f"| mlx_lm.stream_generate, in process | failed: {escape(str(direct.get('error'))[:100])} | – | – |")
+        lines.append(
+            f"| mlx_lm.stream_generate, in process | failed: {escape(str(direct.get('error'))[:100])} | – | – |"
+        )
     for name in _servers(results):
         s = _summary(results, name, "text", 1)
         if s and s.get("throughput_tok_s"):
             ratio = f"{s['throughput_tok_s'] / base:.2f}x" if base else "n/a"
-            lines.append(f"| {_title(results, name)}, 1 client | {_n(s['throughput_tok_s'], 1)} | {_n(s['ttft_p50_ms'])} | {ratio} |")
+            lines.append(
+                f"| {_title(results, name)}, 1 client | {_n(s['throughput_tok_s'], 1)} | {_n(s['ttft_p50_ms'])} | {ratio} |"
+            )
     return lines
 
 
 def _repeated_table(results) -> list[str]:
-    lines = ["| server | images | TTFT 1st ms | TTFT 2nd–4th mean ms | ratio | errors |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| server | images | TTFT 1st ms | TTFT 2nd–4th mean ms | ratio | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     any_row = False
     for name in _servers(results):
         r = results["servers"][name].get("cells", {}).get("repeated-image")
@@ -241,8 +287,10 @@ def _repeated_table(results) -> list[str]:
         if "summary" not in r:
             lines.append(f"| {_title(results, name)} | failed: {escape(str(r.get('error'))[:80])} | – | – | – | – |")
             continue
-        lines.append(f"| {_title(results, name)} | {len(r.get('per_image', []))} | {_n(r.get('first_ms'))} | "
-                     f"{_n(r.get('rest_mean_ms'))} | {_n(r.get('ratio'), 2)} | {r['summary']['errors']} |")
+        lines.append(
+            f"| {_title(results, name)} | {len(r.get('per_image', []))} | {_n(r.get('first_ms'))} | "
+            f"{_n(r.get('rest_mean_ms'))} | {_n(r.get('ratio'), 2)} | {r['summary']['errors']} |"
+        )
     return lines if any_row else []
 
 
@@ -273,7 +321,9 @@ def _cpu_table(results) -> list[str]:
                 if not isinstance(cell, dict) or not cell.get("cpu_s"):
                     continue
                 any_row = True
-                cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cell["cpu_s"].items(), key=lambda kv: -kv[1]))
+                cpu = ", ".join(
+                    f"{role} {sec:.1f}" for role, sec in sorted(cell["cpu_s"].items(), key=lambda kv: -kv[1])
+                )
                 where = workload + (f" @{clients}" if clients else "")
                 lines.append(f"| {_title(results, name)} | {where} | {cell['wall_s']:.1f} | {cpu} |")
     return lines if any_row else []
@@ -301,8 +351,11 @@ def _problems(results) -> list[str]:
     lines = []
     busy = _contended(results)
     if busy:
-        lines.append("- other processes on the machine used a noticeable share of its CPU during: " + ", ".join(busy)
-                     + " (numbers there are noisy)")
+        lines.append(
+            "- other processes on the machine used a noticeable share of its CPU during: "
+            + ", ".join(busy)
+            + " (numbers there are noisy)"
+        )
     direct = results.get("direct") or {}
     if direct.get("error"):
         lines.append(f"- direct mlx_lm baseline failed: {code(direct['error'][:300])}")
@@ -326,8 +379,10 @@ def _problems(results) -> list[str]:
                 if s.get("errors"):
                     items.append(f"{where}: {s['errors']} errors, e.g. {code(s['error_samples'][0][:200])}")
                 if s.get("retries"):
-                    items.append(f"{where}: {s['retries']} connection failures before any response, retried as the "
-                                 f"openai SDK would, e.g. {code((s.get('retry_samples') or ['?'])[0])}")
+                    items.append(
+                        f"{where}: {s['retries']} connection failures before any response, retried as the "
+                        f"openai SDK would, e.g. {code((s.get('retry_samples') or ['?'])[0])}"
+                    )
                 if s.get("not_sent"):
                     items.append(f"{where}: {s['not_sent']} requests not sent (time limit)")
                 for a in cell.get("usage_anomalies") or ():
@@ -336,17 +391,23 @@ def _problems(results) -> list[str]:
         admin = server.get("admin_status") or {}
         workers = [w for w in admin.get("workers", []) if isinstance(w, dict) and w.get("memory")]
         if workers:
-            items.append("workers after the run, from `/admin/status` (MiB): " + "; ".join(
-                f"{w.get('engine')} active {_mib(w['memory'].get('active_bytes'))}, peak {_mib(w['memory'].get('peak_bytes'))}, "
-                f"cache {_mib(w['memory'].get('cache_bytes'))}, running {w.get('running')}, restarts {w.get('restarts')}"
-                for w in workers))
+            items.append(
+                "workers after the run, from `/admin/status` (MiB): "
+                + "; ".join(
+                    f"{w.get('engine')} active {_mib(w['memory'].get('active_bytes'))}, peak {_mib(w['memory'].get('peak_bytes'))}, "
+                    f"cache {_mib(w['memory'].get('cache_bytes'))}, running {w.get('running')}, restarts {w.get('restarts')}"
+                    for w in workers
+                )
+            )
         for key, when in (("log_lines", "during the run"), ("shutdown_log_lines", "at shutdown (SIGTERM)")):
             logs = server.get(key) or {}
             if logs.get("count"):
-                items.append(f"{logs['count']} log lines {when} at warning level or above "
-                             f"({logs.get('tracebacks', 0)} tracebacks), first: "
-                             + "; ".join(code(line[:160]) for line in logs.get("first", [])[:3])
-                             + (f" (full log: {code(server['log_file'])})" if server.get("log_file") else ""))
+                items.append(
+                    f"{logs['count']} log lines {when} at warning level or above "
+                    f"({logs.get('tracebacks', 0)} tracebacks), first: "
+                    + "; ".join(code(line[:160]) for line in logs.get("first", [])[:3])
+                    + (f" (full log: {code(server['log_file'])})" if server.get("log_file") else "")
+                )
         head = f"- **{title}**: ready in {server.get('startup_s')} s, whole run {server.get('elapsed_s')} s"
         lines.append(head + (":" if items else "; no errors, no retries, usage in every response."))
         lines += [f"  - {i}" for i in items]
@@ -372,14 +433,21 @@ def section(results: dict, svg_name: str) -> str:
     st = results["settings"]
     out = [f"## {results['label']}", ""]
     minutes, seconds = divmod(int(results["elapsed_s"]), 60)
-    out.append(f"Run {results['timestamp']}, took {minutes} min {seconds} s{' (quick smoke run)' if st['quick'] else ''}.")
+    out.append(
+        f"Run {results['timestamp']}, took {minutes} min {seconds} s{' (quick smoke run)' if st['quick'] else ''}."
+    )
     out.append("")
     out.append(f"- **Machine:** {_machine_line(results['machine'])}")
-    out.append(f"- **Models:** {results['model_source']}; " + "; ".join(_model_line(k, m) for k, m in results["models"].items()))
+    out.append(
+        f"- **Models:** {results['model_source']}; "
+        + "; ".join(_model_line(k, m) for k, m in results["models"].items())
+    )
     out.append(f"- **Command:** {code(results['command'])}")
     per_run = ", ".join(f"{w} max({st['requests_per_client'][w]} x clients, {st['floor'][w]})" for w in st["floor"])
-    out.append(f"- **Settings:** max_tokens {st['max_tokens']}; requests per run: {per_run}; repeated image: {st['images']} images; "
-               f"time limit {st['time_limit_s']:.0f} s per run; raw data `bench/results/{results['timestamp']}.json`")
+    out.append(
+        f"- **Settings:** max_tokens {st['max_tokens']}; requests per run: {per_run}; repeated image: {st['images']} images; "
+        f"time limit {st['time_limit_s']:.0f} s per run; raw data `bench/results/{results['timestamp']}.json`"
+    )
     out += ["", "### Targets", "", "| target | result | numbers |", "|---|---|---|"]
     for t in results["targets"]:
         verdict = "**pass**" if t["passed"] else "**FAIL**" if t["passed"] is False else "n/a"
@@ -389,34 +457,69 @@ def section(results: dict, svg_name: str) -> str:
         notes.append("This is a quick smoke run: a handful of requests per run, so the numbers are indicative only.")
     contended = _contended(results)
     if contended:
-        notes.append(f"Other processes on the machine took more than 10% of its CPU during {len(contended)} runs "
-                     "(see *Problems observed*); comparisons involving those runs are unreliable.")
+        notes.append(
+            f"Other processes on the machine took more than 10% of its CPU during {len(contended)} runs "
+            "(see *Problems observed*); comparisons involving those runs are unreliable."
+        )
     out += [""] + [line for n in notes for line in (f"> **Note:** {n}", "")]
     out += [f"![completion tokens per second by workload, server and clients]({svg_name})", ""]
-    names = {"text": "Text (distinct prompts)", "image": "Image (448x448, a different image per request)",
-             "mixed": "Mixed (alternating text and image requests)"}
+    names = {
+        "text": "Text (distinct prompts)",
+        "image": "Image (448x448, a different image per request)",
+        "mixed": "Mixed (alternating text and image requests)",
+    }
     for workload in ("text", "image", "mixed"):
         if workload in st["workloads"]:
             out += [f"### {names[workload]}", ""] + _workload_table(results, workload, st["clients"][workload]) + [""]
     if "text" in st["workloads"]:
         lines = _direct_table(results)
         if lines:
-            out += ["### Single stream vs mlx_lm in process (serving overhead)", "",
-                    ("Same model, same prompts (the text run at 1 client), greedy, same max_tokens; tok/s is completion "
-                     "tokens over the summed request time."), ""] + lines + [""]
+            out += (
+                [
+                    "### Single stream vs mlx_lm in process (serving overhead)",
+                    "",
+                    (
+                        "Same model, same prompts (the text run at 1 client), greedy, same max_tokens; tok/s is completion "
+                        "tokens over the summed request time."
+                    ),
+                    "",
+                ]
+                + lines
+                + [""]
+            )
         lines = _greedy_table(results)
         if lines:
-            out += ["### Greedy cross-talk under load", "",
-                    (f"{st['check_prompts']} prompts answered one at a time, then the same prompts from 8 concurrent "
-                     "clients; the texts must be equal."), ""] + lines + [""]
+            out += (
+                [
+                    "### Greedy cross-talk under load",
+                    "",
+                    (
+                        f"{st['check_prompts']} prompts answered one at a time, then the same prompts from 8 concurrent "
+                        "clients; the texts must be equal."
+                    ),
+                    "",
+                ]
+                + lines
+                + [""]
+            )
     lines = _repeated_table(results)
     if lines:
         out += ["### Repeated image (one client, 4 questions per image in turn)", ""] + lines + [""]
     lines = _cpu_table(results)
     if lines:
-        out += ["### Where the CPU time went", "",
-                (f"CPU seconds per run of each process (the machine has {results['machine'].get('cores')} cores; "
-                 "the load generator runs on the same machine)."), ""] + lines + [""]
+        out += (
+            [
+                "### Where the CPU time went",
+                "",
+                (
+                    f"CPU seconds per run of each process (the machine has {results['machine'].get('cores')} cores; "
+                    "the load generator runs on the same machine)."
+                ),
+                "",
+            ]
+            + lines
+            + [""]
+        )
     out += ["### Problems observed", ""] + (_problems(results) or ["- none"]) + [""]
     return "\n".join(out)
 
@@ -462,11 +565,17 @@ def svg(results: dict) -> str:
     servers = _servers(results)
     width, panel_h, top, left, right = 760, 230, 56, 70, 20
     height = top + panel_h * len(workloads) + 20
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-              'font-family="Helvetica, Arial, sans-serif" font-size="12">'),
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             (f'<text x="{left}" y="22" font-size="15" font-weight="bold">Completion tokens/s (higher is better): '
-              f'{_html_escape(results["label"])}</text>')]
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            'font-family="Helvetica, Arial, sans-serif" font-size="12">'
+        ),
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        (
+            f'<text x="{left}" y="22" font-size="15" font-weight="bold">Completion tokens/s (higher is better): '
+            f"{_html_escape(results['label'])}</text>"
+        ),
+    ]
     x = left
     for name in servers:
         parts.append(f'<rect x="{x}" y="32" width="12" height="12" fill="{COLORS.get(name, "#888")}"/>')
@@ -488,21 +597,29 @@ def svg(results: dict) -> str:
         bar_w = min(48.0, group_w * 0.8 / max(len(servers), 1))
         for g, clients in enumerate(clients_list):
             gx = left + g * group_w + (group_w - bar_w * len(servers)) / 2
-            parts.append(f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{plot_bottom + 28}" text-anchor="middle">'
-                         f'{clients} client{"s" if clients != 1 else ""}</text>')
+            parts.append(
+                f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{plot_bottom + 28}" text-anchor="middle">'
+                f"{clients} client{'s' if clients != 1 else ''}</text>"
+            )
             for b, name in enumerate(servers):
                 bx = gx + b * bar_w
                 value = values[(name, clients)]
                 if value is None:
-                    parts.append(f'<text x="{bx + bar_w / 2:.1f}" y="{plot_bottom - 4}" text-anchor="middle" '
-                                 f'fill="#999" font-size="10">n/a</text>')
+                    parts.append(
+                        f'<text x="{bx + bar_w / 2:.1f}" y="{plot_bottom - 4}" text-anchor="middle" '
+                        f'fill="#999" font-size="10">n/a</text>'
+                    )
                     continue
                 h = (plot_bottom - plot_top) * value / vmax
-                parts.append(f'<rect x="{bx + 1:.1f}" y="{plot_bottom - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
-                             f'fill="{COLORS.get(name, "#888")}"><title>{_html_escape(_title(results, name))}, {workload}, '
-                             f'{clients} clients: {value:,.1f} tok/s</title></rect>')
-                parts.append(f'<text x="{bx + bar_w / 2:.1f}" y="{plot_bottom - h - 3:.1f}" text-anchor="middle" '
-                             f'font-size="10">{value:,.0f}</text>')
+                parts.append(
+                    f'<rect x="{bx + 1:.1f}" y="{plot_bottom - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
+                    f'fill="{COLORS.get(name, "#888")}"><title>{_html_escape(_title(results, name))}, {workload}, '
+                    f"{clients} clients: {value:,.1f} tok/s</title></rect>"
+                )
+                parts.append(
+                    f'<text x="{bx + bar_w / 2:.1f}" y="{plot_bottom - h - 3:.1f}" text-anchor="middle" '
+                    f'font-size="10">{value:,.0f}</text>'
+                )
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{plot_bottom}" y2="{plot_bottom}" stroke="#333"/>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -46,7 +46,9 @@ def log(msg: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", help="directory with text/ (mlx-lm) and vision/ (mlx-vlm) models; default: synthesize tiny ones")
+    p.add_argument(
+        "--models", help="directory with text/ (mlx-lm) and vision/ (mlx-vlm) models; default: synthesize tiny ones"
+    )
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown report to (re)write")
     p.add_argument("--label", help="title of this run's section in the report (sections with other labels are kept)")
     p.add_argument("--servers", default="mmserve,mlx_lm,mlx_vlm", help="which servers to run (default: all three)")
@@ -55,11 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--image-clients", help="client counts for the image workload (default 1,8)")
     p.add_argument("--mixed-clients", help="client counts for the mixed workload (default 16)")
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--requests", type=int, help="requests per client in each run (default: text 8, image and mixed 6; "
-                   "--quick 1), with a floor per run of 32 text / 12 image requests (--quick: 4 / 2)")
+    p.add_argument(
+        "--requests",
+        type=int,
+        help="requests per client in each run (default: text 8, image and mixed 6; "
+        "--quick 1), with a floor per run of 32 text / 12 image requests (--quick: 4 / 2)",
+    )
     p.add_argument("--images", type=int, help="images in the repeated-image workload (default 3, --quick 2)")
     p.add_argument("--check-prompts", type=int, help="prompts in the greedy cross-talk check (default 16, --quick 8)")
-    p.add_argument("--time-limit", type=float, help="seconds after which a run sends no new requests (default 300, --quick 60)")
+    p.add_argument(
+        "--time-limit", type=float, help="seconds after which a run sends no new requests (default 300, --quick 60)"
+    )
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take")
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds a server may take to become ready")
     p.add_argument("--no-direct", action="store_true", help="skip the in-process mlx_lm baseline")
@@ -114,13 +122,20 @@ def machine_info(backend: dict | None) -> dict:
     except OSError:  # macOS
         for key, name in (("machdep.cpu.brand_string", "cpu"), ("hw.memsize", "ram_gib")):
             try:
-                value = subprocess.run(["sysctl", "-n", key], check=False, capture_output=True, text=True, timeout=5).stdout.strip()
+                value = subprocess.run(
+                    ["sysctl", "-n", key], check=False, capture_output=True, text=True, timeout=5
+                ).stdout.strip()
                 info[name] = round(int(value) / 2**30, 1) if name == "ram_gib" else value
             except (OSError, ValueError, subprocess.SubprocessError):
                 pass
     try:
-        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                              check=False, capture_output=True, text=True, timeout=10)
+        gpus = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if gpus.returncode == 0 and gpus.stdout.strip():
             info["gpus"] = [g.strip() for g in gpus.stdout.strip().splitlines()]
     except (OSError, subprocess.SubprocessError):
@@ -187,16 +202,21 @@ def works_for(args, content: Content, workload: str, clients: int, model: str) -
     if workload == "image":
         return [content.image_work(f"{prefix}-{i}", model) for i in range(n)]
     # mixed: alternate so that every moment of the run has both kinds in flight
-    return [content.text(f"{prefix}-{i}", model) if i % 2 == 0 else content.image_work(f"{prefix}-{i}", model)
-            for i in range(n)]
+    return [
+        content.text(f"{prefix}-{i}", model) if i % 2 == 0 else content.image_work(f"{prefix}-{i}", model)
+        for i in range(n)
+    ]
 
 
 def run_cell(server: Server, works, clients: int, args) -> loadgen.Run:
     """One measured run, with the server's peak RSS and where the CPU time went (server processes and this client)."""
     server.reset_rss_peak()
     cpu_before, client_before, machine_before = server.cpu_seconds(), time.process_time(), _machine_busy_s()
-    run = asyncio.run(loadgen.run_load(server.base_url, works, clients, time_limit_s=args.time_limit,
-                                       request_timeout_s=args.request_timeout))
+    run = asyncio.run(
+        loadgen.run_load(
+            server.base_url, works, clients, time_limit_s=args.time_limit, request_timeout_s=args.request_timeout
+        )
+    )
     cpu_after, client_after, machine_after = server.cpu_seconds(), time.process_time(), _machine_busy_s()
     run.rss_peak_bytes = server.rss_peak_bytes
     run.cpu_s = {role: round(cpu_after[role] - cpu_before.get(role, 0.0), 2) for role in cpu_after}
@@ -243,8 +263,10 @@ def usage_anomalies(run: loadgen.Run) -> list[str]:
     more_chunks = [o for o in ok if o.tokens_from == "usage" and o.content_chunks > o.completion_tokens]
     if more_chunks:
         o = more_chunks[0]
-        problems.append(f"{len(more_chunks)} responses streamed more content chunks than usage.completion_tokens "
-                        f"(e.g. {o.content_chunks} chunks vs {o.completion_tokens} tokens)")
+        problems.append(
+            f"{len(more_chunks)} responses streamed more content chunks than usage.completion_tokens "
+            f"(e.g. {o.content_chunks} chunks vs {o.completion_tokens} tokens)"
+        )
     no_ttft = sum(o.ttft_s is None for o in ok)
     if no_ttft:
         problems.append(f"{no_ttft}/{len(ok)} responses streamed no content at all")
@@ -254,10 +276,16 @@ def usage_anomalies(run: loadgen.Run) -> list[str]:
 def greedy_check(server: Server, content: Content, model: str, args) -> dict:
     """Each check prompt answered alone, then the same prompts from 8 concurrent clients: same text?"""
     works = [content.text(f"check-{i}", model) for i in range(args.check_prompts)]
-    solo = asyncio.run(loadgen.run_load(server.base_url, works, 1, time_limit_s=args.time_limit,
-                                        request_timeout_s=args.request_timeout))
-    loaded = asyncio.run(loadgen.run_load(server.base_url, works, 8, time_limit_s=args.time_limit,
-                                          request_timeout_s=args.request_timeout))
+    solo = asyncio.run(
+        loadgen.run_load(
+            server.base_url, works, 1, time_limit_s=args.time_limit, request_timeout_s=args.request_timeout
+        )
+    )
+    loaded = asyncio.run(
+        loadgen.run_load(
+            server.base_url, works, 8, time_limit_s=args.time_limit, request_timeout_s=args.request_timeout
+        )
+    )
     ref = {o.key: o for o in solo.outcomes if o.error is None}
     identical, mismatches = 0, []
     for o in sorted(loaded.outcomes, key=lambda o: o.key):
@@ -267,8 +295,14 @@ def greedy_check(server: Server, content: Content, model: str, args) -> dict:
         else:
             why = o.error or (r is None and "no solo answer") or f"differs at char {_diverge(o.text, r.text)}"
             mismatches.append({"key": o.key, "why": why, "solo": r.text[:120] if r else None, "loaded": o.text[:120]})
-    return {"prompts": len(works), "compared": len(loaded.outcomes), "identical": identical, "mismatches": mismatches,
-            "solo": loadgen.summarize(solo), "loaded": loadgen.summarize(loaded)}
+    return {
+        "prompts": len(works),
+        "compared": len(loaded.outcomes),
+        "identical": identical,
+        "mismatches": mismatches,
+        "solo": loadgen.summarize(solo),
+        "loaded": loadgen.summarize(loaded),
+    }
 
 
 def _diverge(a: str, b: str) -> int:
@@ -295,14 +329,22 @@ def repeated_image(server: Server, content: Content, model: str, args) -> dict:
         if all(o is not None and o.error is None and o.ttft_s is not None for o in ttfts):
             first = ttfts[0].ttft_s * 1000
             rest = sum(o.ttft_s for o in ttfts[1:]) / (len(ttfts) - 1) * 1000
-            per_image.append({"image": j, "first_ms": round(first, 1), "rest_mean_ms": round(rest, 1),
-                              "ratio": round(rest / first, 3) if first else None})
+            per_image.append(
+                {
+                    "image": j,
+                    "first_ms": round(first, 1),
+                    "rest_mean_ms": round(rest, 1),
+                    "ratio": round(rest / first, 3) if first else None,
+                }
+            )
     out = cell_json(run)
     out["per_image"] = per_image
     if per_image:
         first = sum(p["first_ms"] for p in per_image) / len(per_image)
         rest = sum(p["rest_mean_ms"] for p in per_image) / len(per_image)
-        out.update(first_ms=round(first, 1), rest_mean_ms=round(rest, 1), ratio=round(rest / first, 3) if first else None)
+        out.update(
+            first_ms=round(first, 1), rest_mean_ms=round(rest, 1), ratio=round(rest / first, 3) if first else None
+        )
     return out
 
 
@@ -310,8 +352,11 @@ def warm_up(server: Server, content: Content, model: str, spec_workloads, args) 
     works = [content.text("warm-up-text", model)]
     if "image" in spec_workloads:
         works.append(content.image_work("warm-up-image", model))
-    run = asyncio.run(loadgen.run_load(server.base_url, works, 1, time_limit_s=args.startup_timeout,
-                                       request_timeout_s=args.request_timeout))
+    run = asyncio.run(
+        loadgen.run_load(
+            server.base_url, works, 1, time_limit_s=args.startup_timeout, request_timeout_s=args.request_timeout
+        )
+    )
     return [f"warm-up {o.kind}: {o.error}" for o in run.outcomes if o.error]
 
 
@@ -369,11 +414,15 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
                 continue
             for clients in args.clients_for[workload]:
                 if not server.alive():
-                    result["notes"].append(f"server exited with code {server.proc.returncode} before {workload}@{clients}")
+                    result["notes"].append(
+                        f"server exited with code {server.proc.returncode} before {workload}@{clients}"
+                    )
                     break
                 works = works_for(args, content, workload, clients, model)
                 log(f"{spec.title}: {workload} x {clients} clients ({len(works)} requests)")
-                cell = _guard(lambda works=works, clients=clients: cell_json(run_cell(server, works, clients, args)), result)
+                cell = _guard(
+                    lambda works=works, clients=clients: cell_json(run_cell(server, works, clients, args)), result
+                )
                 result["cells"].setdefault(workload, {})[str(clients)] = cell
                 if cell and "summary" in cell:
                     s = cell["summary"]
@@ -389,7 +438,9 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
         shutdown = notable_log_lines(server, skip=result["log_lines"]["lines_total"])
         if shutdown["count"]:
             result["shutdown_log_lines"] = shutdown
-        result["log_file"] = str(server.log_path.relative_to(ROOT)) if server.log_path.is_relative_to(ROOT) else str(server.log_path)
+        result["log_file"] = (
+            str(server.log_path.relative_to(ROOT)) if server.log_path.is_relative_to(ROOT) else str(server.log_path)
+        )
         result["elapsed_s"] = round(time.perf_counter() - t0, 1)
         log(f"{spec.title}: stopped (exit {rc}) after {result['elapsed_s']}s")
     return result
@@ -417,8 +468,12 @@ def notable_log_lines(server: Server, skip: int = 0, limit: int = 6) -> dict:
             first.append(line[:200])
         if len(first) >= limit:
             break
-    return {"count": len(notable), "first": first, "tracebacks": sum("Traceback" in line for line in notable),
-            "lines_total": len(lines)}
+    return {
+        "count": len(notable),
+        "first": first,
+        "tracebacks": sum("Traceback" in line for line in notable),
+        "lines_total": len(lines),
+    }
 
 
 def _loadavg() -> list[float] | None:
@@ -448,8 +503,14 @@ def find_models(args, tmp: Path) -> tuple[dict[str, Path], str]:
     else:
         root = tmp / "models"
         log(f"synthesizing tiny models into {root}")
-        proc = subprocess.run([sys.executable, "-m", "mmserve.cli", "synth", str(root)], check=False, cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mmserve.cli", "synth", str(root)],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"bench: could not synthesize models: {proc.stderr[-500:]}")
         source = "synthesized tiny models (mmserve synth)"
@@ -485,14 +546,25 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info((backend or {}).get("backend")),
             "models": {kind: model_info(path) for kind, path in models.items()},
             "model_source": source,
-            "settings": {"max_tokens": args.max_tokens, "clients": args.clients_for, "requests_per_client": args.per_client,
-                         "floor": args.floor, "images": args.images, "check_prompts": args.check_prompts,
-                         "time_limit_s": args.time_limit, "quick": args.quick, "workloads": args.workload_list,
-                         "servers": args.server_list},
+            "settings": {
+                "max_tokens": args.max_tokens,
+                "clients": args.clients_for,
+                "requests_per_client": args.per_client,
+                "floor": args.floor,
+                "images": args.images,
+                "check_prompts": args.check_prompts,
+                "time_limit_s": args.time_limit,
+                "quick": args.quick,
+                "workloads": args.workload_list,
+                "servers": args.server_list,
+            },
             "servers": {},
         }
         backend_name = results["machine"].get("backend", "unknown")
-        results["label"] = args.label or f"{backend_name.upper()}, {Path(args.models).name if args.models else 'tiny synthesized models'}"
+        results["label"] = (
+            args.label
+            or f"{backend_name.upper()}, {Path(args.models).name if args.models else 'tiny synthesized models'}"
+        )
         content = Content(args.max_tokens)
 
         if "text" in args.workload_list and "text" in models and not args.no_direct and 1 in args.clients_for["text"]:
@@ -501,8 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             prompts.write_text(json.dumps([loadgen.prompt_for(s) for s in seeds]))
             log(f"direct mlx_lm baseline ({len(seeds)} prompts, in a subprocess)")
             busy_before, ours_before, t_before = _machine_busy_s(), _own_cpu_s(), time.perf_counter()
-            direct, err = run_json([sys.executable, str(HERE / "direct.py"), str(models["text"]), str(prompts),
-                                    str(args.max_tokens)], args.request_timeout * 2)
+            direct, err = run_json(
+                [sys.executable, str(HERE / "direct.py"), str(models["text"]), str(prompts), str(args.max_tokens)],
+                args.request_timeout * 2,
+            )
             busy_after, ours_after, wall = _machine_busy_s(), _own_cpu_s(), time.perf_counter() - t_before
             if direct and busy_before is not None and busy_after is not None:
                 other = max(0.0, (busy_after - busy_before) - (ours_after - ours_before))
@@ -522,8 +596,13 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - report, never crash on one server
-                results["servers"][name] = {"title": SERVERS[name].title, "status": "failed", "cells": {}, "notes": [],
-                                            "error": f"{type(exc).__name__}: {exc}"}
+                results["servers"][name] = {
+                    "title": SERVERS[name].title,
+                    "status": "failed",
+                    "cells": {},
+                    "notes": [],
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
         results["elapsed_s"] = round(time.perf_counter() - started, 1)
         results["targets"] = report.evaluate_targets(results)
 
@@ -535,7 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         svg = report.write_report(results, out, default_svg=args.label is None)
         log(f"wrote {out}, {svg} and {raw} in {results['elapsed_s']:.0f}s")
         for t in results["targets"]:
-            log(f"  {'PASS' if t['passed'] else 'FAIL' if t['passed'] is False else 'n/a '}  {t['name']}: {t['detail']}")
+            log(
+                f"  {'PASS' if t['passed'] else 'FAIL' if t['passed'] is False else 'n/a '}  {t['name']}: {t['detail']}"
+            )
     return 0
 
 

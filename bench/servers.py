@@ -37,18 +37,51 @@ class ServerSpec:
     def argv(self, models: dict[str, Path], port: int) -> list[str]:
         py = sys.executable
         if self.name == "mmserve":
-            argv = [py, "-m", "mmserve.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+            argv = [
+                py,
+                "-m",
+                "mmserve.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
             if "text" in models:
                 argv += ["--text-model", str(models["text"])]
             if "vision" in models:
                 argv += ["--vision-model", str(models["vision"])]
             return argv
         if self.name == "mlx_lm":
-            return [py, "-m", "mlx_lm.server", "--model", str(models["text"]), "--host", "127.0.0.1", "--port", str(port),
-                    "--log-level", "WARNING"]
+            return [
+                py,
+                "-m",
+                "mlx_lm.server",
+                "--model",
+                str(models["text"]),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "WARNING",
+            ]
         if self.name == "mlx_vlm":
-            return [py, "-m", "mlx_vlm.server", "--model", str(models["vision"]), "--host", "127.0.0.1", "--port", str(port),
-                    "--log-level", "WARNING"]
+            return [
+                py,
+                "-m",
+                "mlx_vlm.server",
+                "--model",
+                str(models["vision"]),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "WARNING",
+            ]
         raise ValueError(self.name)
 
     def model_field(self, models: dict[str, Path]) -> str:
@@ -59,9 +92,13 @@ class ServerSpec:
 
 
 SERVERS = {
-    "mmserve": ServerSpec("mmserve", "mmserve", frozenset({"text", "image", "mixed", "repeated-image"}), ("text", "vision")),
+    "mmserve": ServerSpec(
+        "mmserve", "mmserve", frozenset({"text", "image", "mixed", "repeated-image"}), ("text", "vision")
+    ),
     "mlx_lm": ServerSpec("mlx_lm", "mlx_lm.server", frozenset({"text"}), ("text",)),
-    "mlx_vlm": ServerSpec("mlx_vlm", "mlx_vlm.server", frozenset({"text", "image", "mixed", "repeated-image"}), ("vision",)),
+    "mlx_vlm": ServerSpec(
+        "mlx_vlm", "mlx_vlm.server", frozenset({"text", "image", "mixed", "repeated-image"}), ("vision",)
+    ),
 }
 
 
@@ -98,8 +135,9 @@ class Server:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         t0 = time.perf_counter()
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env=env, start_new_session=True
+            )
         self._wait_ready(timeout_s)
         self.startup_s = time.perf_counter() - t0
         self._sampling = True
@@ -135,7 +173,6 @@ class Server:
         except (OSError, AttributeError):
             return ""
         return failure_lines(text, lines)
-
 
     def _tree(self):
         import psutil

@@ -18,9 +18,7 @@ from guards.vision import VisionSpec, smart_resize
 __all__ = ["Calibration", "calibration_sizes"]
 
 
-def calibration_sizes(
-    spec: VisionSpec, max_side: int, *, min_side: int = 224, count: int = 5
-) -> list[tuple[int, int]]:
+def calibration_sizes(spec: VisionSpec, max_side: int, *, min_side: int = 224, count: int = 5) -> list[tuple[int, int]]:
     """Square sizes to measure, from ``min_side`` to ``max_side`` in geometric steps.
 
     Each size is already on the processor's grid (what ``smart_resize`` keeps), so
@@ -58,9 +56,7 @@ class Calibration:
 
         Bare ``(patches, peak_extra_bytes)`` pairs are accepted too (width and height 0).
         """
-        rows = tuple(
-            tuple(int(x) for x in (row if len(row) == 4 else (0, 0, *row))) for row in samples
-        )
+        rows = tuple(tuple(int(x) for x in (row if len(row) == 4 else (0, 0, *row))) for row in samples)
         if any(len(row) != 4 for row in rows):
             raise ValueError("samples must be (width, height, patches, bytes) or (patches, bytes)")
         cost = fit_vision_cost([(p, b) for _, _, p, b in rows])

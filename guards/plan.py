@@ -126,9 +126,7 @@ class Plan:
         return sum(image.resized != image.original for image in self.images)
 
 
-def plan_image(
-    width: int, height: int, *, max_side: int | None, spec: VisionSpec
-) -> PlannedImage:
+def plan_image(width: int, height: int, *, max_side: int | None, spec: VisionSpec) -> PlannedImage:
     """Plan one image: fit its longer side to ``max_side``, then snap to the processor's grid.
 
     The aspect ratio is kept and the image never grows, except for the processor's

@@ -42,9 +42,7 @@ def read_host_memory() -> MemoryReading:
     return MemoryReading(backend="cpu", total_bytes=int(vm.total), available_bytes=int(vm.available))
 
 
-def reading_from_device_info(
-    backend: str, info: dict, *, host: MemoryReading | None = None
-) -> MemoryReading:
+def reading_from_device_info(backend: str, info: dict, *, host: MemoryReading | None = None) -> MemoryReading:
     """Turn a worker's ``mx.device_info()`` dict into a reading.
 
     Metal reports ``memory_size`` and ``max_recommended_working_set_size``: the
@@ -74,9 +72,7 @@ def reading_from_device_info(
             available_bytes=int(info.get("free_memory", total)),
         )
     reading = host or read_host_memory()
-    return MemoryReading(
-        backend=backend, total_bytes=reading.total_bytes, available_bytes=reading.available_bytes
-    )
+    return MemoryReading(backend=backend, total_bytes=reading.total_bytes, available_bytes=reading.available_bytes)
 
 
 _UNITS = {

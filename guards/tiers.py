@@ -48,15 +48,11 @@ def tier_for(total_bytes: int, tiers: Sequence[Tier] = DEFAULT_TIERS) -> Tier:
     """Return the tier with the largest ``min_total_bytes`` not above ``total_bytes``."""
     eligible = [tier for tier in tiers if tier.min_total_bytes <= total_bytes]
     if not eligible:
-        raise ValueError(
-            f"no tier covers {total_bytes} bytes; give one tier min_total_bytes=0"
-        )
+        raise ValueError(f"no tier covers {total_bytes} bytes; give one tier min_total_bytes=0")
     return max(eligible, key=lambda tier: tier.min_total_bytes)
 
 
-def default_budget(
-    reading: MemoryReading, tier: Tier, *, floor_fraction: float = BUDGET_FLOOR_FRACTION
-) -> int:
+def default_budget(reading: MemoryReading, tier: Tier, *, floor_fraction: float = BUDGET_FLOOR_FRACTION) -> int:
     """Bytes the server may use in all (weights included) when no budget is configured.
 
     ``min(available, max(total - headroom, floor_fraction * total))``: the tier's

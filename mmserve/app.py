@@ -188,4 +188,3 @@ def create_app(settings: Settings) -> Litestar:
     # The server running the app replaces this with its own graceful stop.
     app.state.request_shutdown = lambda: os.kill(os.getpid(), signal.SIGTERM)
     return app
-

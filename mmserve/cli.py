@@ -30,7 +30,12 @@ def _serve_parser(sub) -> None:
     p.add_argument("--max-images", type=int, help="images per request (default 8)")
     p.add_argument("--max-image-bytes", type=int)
     p.add_argument("--media-root", help="serve local image paths from inside this directory only")
-    p.add_argument("--allow-media-host", dest="allow_media_hosts", action="append", help="HOST or CIDR that image URLs may reach even if private (repeatable)")
+    p.add_argument(
+        "--allow-media-host",
+        dest="allow_media_hosts",
+        action="append",
+        help="HOST or CIDR that image URLs may reach even if private (repeatable)",
+    )
     p.add_argument("--no-remote-images", action="store_true", default=None, help="refuse http(s) image URLs")
     p.add_argument("--queue-size", type=int)
     p.add_argument("--max-batch-size", type=int)

@@ -90,7 +90,11 @@ class MemoryGuard:
                     **calibration.as_dict(),
                     "predicted": [vision.bytes_for(p) for _, _, p, _ in calibration.samples],
                 }
-                log.info("vision calibrated", max_rel_error=round(calibration.max_rel_error, 3), samples=len(calibration.samples))
+                log.info(
+                    "vision calibrated",
+                    max_rel_error=round(calibration.max_rel_error, 3),
+                    samples=len(calibration.samples),
+                )
         self.models[engine.kind] = guards.ModelMemory(
             weights_bytes=ready.weights_bytes,
             kv_bytes_per_token=ready.kv_bytes_per_token,
@@ -165,7 +169,9 @@ class MemoryGuard:
         report: dict = {
             "route": job.route.kind,
             "model": engine.name,
-            "images": [{"original": list(p.original), "resized": list(p.resized), "tokens": p.tokens} for p in plan.images],
+            "images": [
+                {"original": list(p.original), "resized": list(p.resized), "tokens": p.tokens} for p in plan.images
+            ],
             "resized_count": plan.images_resized,
             "prompt_tokens_planned": plan.prompt_tokens,
             "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
@@ -180,7 +186,11 @@ class MemoryGuard:
         if cached is not None:
             self._resized.move_to_end(key)
             return cached
-        image = decoded.image if (decoded.width, decoded.height) == tuple(size) else guard_images.resize(decoded.image, size)
+        image = (
+            decoded.image
+            if (decoded.width, decoded.height) == tuple(size)
+            else guard_images.resize(decoded.image, size)
+        )
         data = ImageData(width=size[0], height=size[1], rgb=image.tobytes(), sha256=decoded.sha256)
         self._resized[key] = data
         while len(self._resized) > self.settings.image_cache_items:
@@ -192,7 +202,9 @@ class MemoryGuard:
             "tier": self.tier.name,
             "backend": self.reading.backend,
             "total_bytes": self.reading.total_bytes,
-            "available_bytes": guards.read_host_memory().available_bytes if self.reading.backend == "cpu" else self.reading.available_bytes,
+            "available_bytes": guards.read_host_memory().available_bytes
+            if self.reading.backend == "cpu"
+            else self.reading.available_bytes,
             "budget_bytes": self.budget_bytes,
             "held_bytes": self.ledger.held_bytes,
             "max_image_side": self.max_image_side,

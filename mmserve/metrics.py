@@ -20,18 +20,44 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("mmserve_requests", "Chat requests by route and HTTP status", ["route", "status"], registry=r)
+        self.requests = Counter(
+            "mmserve_requests", "Chat requests by route and HTTP status", ["route", "status"], registry=r
+        )
         self.prompt_tokens = Counter("mmserve_prompt_tokens", "Prompt tokens processed", ["route"], registry=r)
-        self.cached_tokens = Counter("mmserve_cached_prompt_tokens", "Prompt tokens served from the prefix cache", ["route"], registry=r)
-        self.completion_tokens = Counter("mmserve_completion_tokens", "Completion tokens generated", ["route"], registry=r)
-        self.ttft = Histogram("mmserve_time_to_first_token_seconds", "Time to first token", ["route"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.latency = Histogram("mmserve_request_duration_seconds", "Whole request duration", ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.cached_tokens = Counter(
+            "mmserve_cached_prompt_tokens", "Prompt tokens served from the prefix cache", ["route"], registry=r
+        )
+        self.completion_tokens = Counter(
+            "mmserve_completion_tokens", "Completion tokens generated", ["route"], registry=r
+        )
+        self.ttft = Histogram(
+            "mmserve_time_to_first_token_seconds",
+            "Time to first token",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "mmserve_request_duration_seconds",
+            "Whole request duration",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge("mmserve_queue_depth", "Requests admitted but not yet running", ["engine"], registry=r)
         self.batch_size = Gauge("mmserve_batch_size", "Sequences in the engine's running batch", ["engine"], registry=r)
-        self.restarts = Gauge("mmserve_worker_restarts", "Times the engine's worker was restarted", ["engine"], registry=r)
-        self.worker_memory = Gauge("mmserve_worker_memory_bytes", "Engine worker memory", ["engine", "kind"], registry=r)
-        self.guard_decisions = Gauge("mmserve_guard_decisions", "Memory guard decisions since start", ["decision"], registry=r)
-        self.guard_memory = Gauge("mmserve_guard_memory_bytes", "Memory guard budget and what running requests hold", ["kind"], registry=r)
+        self.restarts = Gauge(
+            "mmserve_worker_restarts", "Times the engine's worker was restarted", ["engine"], registry=r
+        )
+        self.worker_memory = Gauge(
+            "mmserve_worker_memory_bytes", "Engine worker memory", ["engine", "kind"], registry=r
+        )
+        self.guard_decisions = Gauge(
+            "mmserve_guard_decisions", "Memory guard decisions since start", ["decision"], registry=r
+        )
+        self.guard_memory = Gauge(
+            "mmserve_guard_memory_bytes", "Memory guard budget and what running requests hold", ["kind"], registry=r
+        )
 
     def observe_request(self, fields: dict) -> None:
         """Record one finished chat request from its canonical log fields."""

@@ -47,7 +47,9 @@ def _pick_route(requested: str | None, routes: list[Route], images: list[ImageRe
     if requested in (None, "", AUTO):
         if images:
             if "vision" not in by_kind:
-                raise InvalidRequestError("this server has no vision model, so it cannot take images", param=images[0].param)
+                raise InvalidRequestError(
+                    "this server has no vision model, so it cannot take images", param=images[0].param
+                )
             return by_kind["vision"]
         return by_kind.get("text") or by_kind["vision"]
     for route in routes:
@@ -95,7 +97,9 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     if route.kind != "vision":
         chat = [{"role": message["role"], "content": _flatten(message["content"])} for message in chat]
     if chat[-1]["role"] == "assistant":
-        raise InvalidRequestError("the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role")
+        raise InvalidRequestError(
+            "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
+        )
 
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if any(not s for s in stop):

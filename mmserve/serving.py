@@ -38,7 +38,9 @@ class Prepared:
 
 
 class ChatService:
-    def __init__(self, engines: dict[str, EngineClient], guard: MemoryGuard, media: MediaLoader, request_timeout_s: float) -> None:
+    def __init__(
+        self, engines: dict[str, EngineClient], guard: MemoryGuard, media: MediaLoader, request_timeout_s: float
+    ) -> None:
         self.engines = engines
         self.guard = guard
         self.media = media
@@ -92,7 +94,9 @@ class ChatService:
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
-                    raise InternalError("the request took longer than the server's request timeout", code="timeout") from None
+                    raise InternalError(
+                        "the request took longer than the server's request timeout", code="timeout"
+                    ) from None
                 if "ttft_ms" not in log:
                     log["ttft_ms"] = round((time.monotonic() - started) * 1000, 1)
                 if isinstance(event, messages.Finished):
@@ -104,7 +108,6 @@ class ChatService:
                 yield event
         finally:
             await stream.aclose()
-
 
 
 def _with_id(generate: messages.Generate, request_id: str) -> messages.Generate:

@@ -62,7 +62,9 @@ async def sse_chunks(
             yield chunk(DeltaMessage(), event.finish_reason, mmserve=report)
             if include_usage:
                 yield _event(
-                    ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=usage_of(event))
+                    ChatCompletionChunk(
+                        id=completion_id, created=created, model=model, choices=[], usage=usage_of(event)
+                    )
                 )
         yield DONE
     except MMServeError as exc:

@@ -30,14 +30,30 @@ import numpy as np
 VOCAB_SIZE = 2048
 SHARD_BYTES = 2_000_000_000
 SPECIAL_TOKENS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-    "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
-    "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 )
 PLAIN_ADDED_TOKENS = (
-    "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
-    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
 )
 ADDED_TOKENS = SPECIAL_TOKENS + PLAIN_ADDED_TOKENS
 BPE_SIZE = VOCAB_SIZE - len(ADDED_TOKENS)
@@ -67,12 +83,12 @@ _TEXT_CHAT_TEMPLATE = (
     "{%- if tools %}{{- '<|im_start|>system\\n' }}"
     "{%- if messages[0]['role'] == 'system' %}{{- render(messages[0]['content']) }}"
     "{%- else %}{{- '" + _TEXT_SYSTEM + "' }}{%- endif %}"
-    "{{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query."
-    "\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}"
+    '{{- "\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.'
+    '\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}'
     "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
-    "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and "
-    "arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": "
-    "<function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}"
+    '{{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and '
+    'arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": '
+    '<function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}'
     "{%- else %}"
     "{%- if messages[0]['role'] == 'system' %}"
     "{{- '<|im_start|>system\\n' + render(messages[0]['content']) + '<|im_end|>\\n' }}"
@@ -86,7 +102,7 @@ _TEXT_CHAT_TEMPLATE = (
     "{%- if message.content %}{{- '\\n' + render(message.content) }}{%- endif %}"
     "{%- for tool_call in message.tool_calls %}"
     "{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}"
-    "{{- '\\n<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
+    '{{- \'\\n<tool_call>\\n{"name": "\' }}{{- tool_call.name }}{{- \'", "arguments": \' }}'
     "{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}{%- endfor %}"
     "{{- '<|im_end|>\\n' }}"
     "{%- elif message.role == 'tool' %}"
@@ -193,9 +209,18 @@ _ADVERBS = (
     "softly easily happily sadly calmly boldly"
 )
 _PLACES = (
-    "near the river", "in the old town", "under the bridge", "behind the station",
-    "on the hill", "at the market", "during the night", "after the rain",
-    "before sunrise", "inside the museum", "across the valley", "beside the lake",
+    "near the river",
+    "in the old town",
+    "under the bridge",
+    "behind the station",
+    "on the hill",
+    "at the market",
+    "during the night",
+    "after the rain",
+    "before sunrise",
+    "inside the museum",
+    "across the valley",
+    "beside the lake",
 )
 
 
@@ -243,10 +268,12 @@ def _tokenizer_json() -> str:
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
@@ -311,9 +338,7 @@ _TINY_TEXT = TextShape(128, 4, 4, 2, 384, 4096, "F32")
 _TINY_VISION = VisionShape(4, 128, 4, 256, (1, 3), "F32")
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(_TINY_TEXT, _TINY_TEXT, _TINY_VISION),
-    "qwen2.5-1.5b": Profile(
-        TextShape(1536, 28, 12, 2, 8960, 32768, "BF16"), _TINY_TEXT, _TINY_VISION
-    ),
+    "qwen2.5-1.5b": Profile(TextShape(1536, 28, 12, 2, 8960, 32768, "BF16"), _TINY_TEXT, _TINY_VISION),
     "qwen2.5-vl-3b": Profile(
         TextShape(2048, 36, 16, 2, 11008, 32768, "BF16"),
         TextShape(2048, 36, 16, 2, 11008, 128000, "BF16"),
@@ -379,8 +404,7 @@ def _lm_tensors(t: TextShape, prefix: str) -> list[TensorSpec]:
             spec(p + "self_attn.o_proj.weight", (h, h), 1 / math.sqrt(h)),
             spec(p + "mlp.gate_proj.weight", (t.intermediate_size, h), 1 / math.sqrt(h)),
             spec(p + "mlp.up_proj.weight", (t.intermediate_size, h), 1 / math.sqrt(h)),
-            spec(p + "mlp.down_proj.weight", (h, t.intermediate_size),
-                 1 / math.sqrt(t.intermediate_size)),
+            spec(p + "mlp.down_proj.weight", (h, t.intermediate_size), 1 / math.sqrt(t.intermediate_size)),
             spec(p + "input_layernorm.weight", (h,), 0.0),
             spec(p + "post_attention_layernorm.weight", (h,), 0.0),
         ]
@@ -543,8 +567,7 @@ def _write_safetensors(path: Path, tensors: list[TensorSpec], seed: int) -> None
     header: dict = {"__metadata__": {"format": "mlx"}}
     offset = 0
     for t in tensors:
-        header[t.name] = {"dtype": t.dtype, "shape": list(t.shape),
-                          "data_offsets": [offset, offset + t.nbytes]}
+        header[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
@@ -584,56 +607,73 @@ def _write_tokenizer(directory: Path, chat_template: str, context: int, extra: d
     (directory / "tokenizer.json").write_text(_tokenizer_json(), encoding="utf-8")
     special = [t for t in SPECIAL_TOKENS if t != "<|endoftext|>"]
     decoder = {
-        str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
-                 "single_word": False, "special": t in SPECIAL_TOKENS}
+        str(i): {
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": t in SPECIAL_TOKENS,
+        }
         for t, i in TOKEN_IDS.items()
     }
-    _write_json(directory / "tokenizer_config.json", {
-        "add_bos_token": False,
-        "add_prefix_space": False,
-        "added_tokens_decoder": decoder,
-        "additional_special_tokens": special,
-        "bos_token": None,
-        "chat_template": chat_template,
-        "clean_up_tokenization_spaces": False,
-        "eos_token": "<|im_end|>",
-        "errors": "replace",
-        "model_max_length": context,
-        "pad_token": "<|endoftext|>",
-        "split_special_tokens": False,
-        "tokenizer_class": "Qwen2Tokenizer",
-        "unk_token": None,
-        **extra,
-    })
+    _write_json(
+        directory / "tokenizer_config.json",
+        {
+            "add_bos_token": False,
+            "add_prefix_space": False,
+            "added_tokens_decoder": decoder,
+            "additional_special_tokens": special,
+            "bos_token": None,
+            "chat_template": chat_template,
+            "clean_up_tokenization_spaces": False,
+            "eos_token": "<|im_end|>",
+            "errors": "replace",
+            "model_max_length": context,
+            "pad_token": "<|endoftext|>",
+            "split_special_tokens": False,
+            "tokenizer_class": "Qwen2Tokenizer",
+            "unk_token": None,
+            **extra,
+        },
+    )
 
     def token(content):
-        return {"content": content, "lstrip": False, "normalized": False,
-                "rstrip": False, "single_word": False}
+        return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
 
-    _write_json(directory / "special_tokens_map.json", {
-        "additional_special_tokens": special,
-        "eos_token": token("<|im_end|>"),
-        "pad_token": token("<|endoftext|>"),
-    })
-    _write_json(directory / "generation_config.json", {
-        "bos_token_id": TOKEN_IDS["<|endoftext|>"],
-        "pad_token_id": TOKEN_IDS["<|endoftext|>"],
-        "eos_token_id": [TOKEN_IDS["<|im_end|>"], TOKEN_IDS["<|endoftext|>"]],
-    })
+    _write_json(
+        directory / "special_tokens_map.json",
+        {
+            "additional_special_tokens": special,
+            "eos_token": token("<|im_end|>"),
+            "pad_token": token("<|endoftext|>"),
+        },
+    )
+    _write_json(
+        directory / "generation_config.json",
+        {
+            "bos_token_id": TOKEN_IDS["<|endoftext|>"],
+            "pad_token_id": TOKEN_IDS["<|endoftext|>"],
+            "eos_token_id": [TOKEN_IDS["<|im_end|>"], TOKEN_IDS["<|endoftext|>"]],
+        },
+    )
 
 
 def _write_image_processor(directory: Path, v: VisionShape) -> None:
-    _write_json(directory / "preprocessor_config.json", {
-        "min_pixels": 3136,
-        "max_pixels": 12845056,
-        "patch_size": v.patch_size,
-        "temporal_patch_size": v.temporal_patch_size,
-        "merge_size": v.spatial_merge_size,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "processor_class": "Qwen2_5_VLProcessor",
-    })
+    _write_json(
+        directory / "preprocessor_config.json",
+        {
+            "min_pixels": 3136,
+            "max_pixels": 12845056,
+            "patch_size": v.patch_size,
+            "temporal_patch_size": v.temporal_patch_size,
+            "merge_size": v.spatial_merge_size,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "image_processor_type": "Qwen2VLImageProcessor",
+            "processor_class": "Qwen2_5_VLProcessor",
+        },
+    )
 
 
 def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> SynthModels:
@@ -656,7 +696,9 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> 
     models.vision.mkdir(parents=True, exist_ok=True)
     _write_json(models.vision / "config.json", plans["vision"].config)
     _write_tokenizer(
-        models.vision, _VISION_CHAT_TEMPLATE, shapes.vision_text.max_position_embeddings,
+        models.vision,
+        _VISION_CHAT_TEMPLATE,
+        shapes.vision_text.max_position_embeddings,
         {"processor_class": "Qwen2_5_VLProcessor"},
     )
     _write_json(models.vision / "chat_template.json", {"chat_template": _VISION_CHAT_TEMPLATE})
@@ -674,8 +716,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = synthesize(args.dir, seed=args.seed, profile=args.profile)
     for kind, model in plan(args.profile).items():
-        print(f"{kind}: {getattr(models, kind)} "
-              f"({model.num_parameters / 1e6:.1f}M params, {model.num_bytes / 1e9:.2f} GB)")
+        print(
+            f"{kind}: {getattr(models, kind)} "
+            f"({model.num_parameters / 1e6:.1f}M params, {model.num_bytes / 1e9:.2f} GB)"
+        )
     return 0
 
 

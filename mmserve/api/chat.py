@@ -74,7 +74,9 @@ class ChatController(Controller):
             prepared.release()
         return Response(completion, headers=headers)
 
-    async def _collect(self, request: Request, prepared: Prepared, events, completion_id: str, created: int) -> ChatCompletion:
+    async def _collect(
+        self, request: Request, prepared: Prepared, events, completion_id: str, created: int
+    ) -> ChatCompletion:
         async def collect():
             parts: list[str] = []
             async for event in events:
@@ -97,7 +99,11 @@ class ChatController(Controller):
             id=completion_id,
             created=created,
             model=prepared.engine.name,
-            choices=[Choice(index=0, message=ChatMessage(role="assistant", content=text), finish_reason=finished.finish_reason)],
+            choices=[
+                Choice(
+                    index=0, message=ChatMessage(role="assistant", content=text), finish_reason=finished.finish_reason
+                )
+            ],
             usage=usage_of(finished),
             mmserve=prepared.report,
         )

@@ -22,7 +22,11 @@ class HealthController(Controller):
     @get("/ready", summary="200 only when every configured engine is loaded and its worker alive")
     async def ready(self, chat_service: ChatService) -> Response:
         engines = {kind: engine.describe() for kind, engine in chat_service.engines.items()}
-        not_ready = [f"{kind} engine is {info['state']}: {info['reason']}" for kind, info in engines.items() if info["state"] != "ready"]
+        not_ready = [
+            f"{kind} engine is {info['state']}: {info['reason']}"
+            for kind, info in engines.items()
+            if info["state"] != "ready"
+        ]
         body = {"status": "ready" if not not_ready else "not_ready", "engines": engines}
         if not_ready:
             body["reason"] = "; ".join(not_ready)

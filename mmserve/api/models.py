@@ -24,7 +24,9 @@ class ModelsController(Controller):
 
     @get(summary="List the served models")
     async def list_models(self, chat_service: ChatService) -> dict:
-        data = [_model(AUTO, description="routes to the vision model when a request has images, else to the text model")]
+        data = [
+            _model(AUTO, description="routes to the vision model when a request has images, else to the text model")
+        ]
         for kind, engine in chat_service.engines.items():
             context = engine.ready.context_length if engine.ready else None
             data.append(_model(engine.name, engine=kind, context_length=context, ready=engine.is_ready))

@@ -159,7 +159,18 @@ class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 
 Message = (
-    Count | Generate | Cancel | StatsRequest | Shutdown | Ready | LoadFailed | Counted | Delta | Finished | Failed | Stats
+    Count
+    | Generate
+    | Cancel
+    | StatsRequest
+    | Shutdown
+    | Ready
+    | LoadFailed
+    | Counted
+    | Delta
+    | Finished
+    | Failed
+    | Stats
 )
 
 _encoder = msgspec.msgpack.Encoder()

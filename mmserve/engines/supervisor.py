@@ -198,7 +198,9 @@ class EngineClient:
     async def count(self, chat: list[dict], n_images: int) -> int:
         reply = await self._call(lambda rid: messages.Count(rid, chat, n_images))
         if isinstance(reply, messages.Failed):
-            raise InvalidRequestError(f"the messages cannot be rendered for this model: {reply.message}", param="messages")
+            raise InvalidRequestError(
+                f"the messages cannot be rendered for this model: {reply.message}", param="messages"
+            )
         return reply.text_tokens
 
     async def stats(self) -> messages.Stats | None:
@@ -211,7 +213,9 @@ class EngineClient:
         """Take a place in this engine's bounded queue, or refuse at once (503)."""
         capacity = self.spec.max_batch + self.spec.queue_size
         if self.inflight >= capacity:
-            raise OverloadedError(f"the {self.kind} engine has {self.inflight} requests in flight; retry shortly", retry_after=1)
+            raise OverloadedError(
+                f"the {self.kind} engine has {self.inflight} requests in flight; retry shortly", retry_after=1
+            )
         self.inflight += 1
 
     def leave(self) -> None:
@@ -261,4 +265,3 @@ def _failed_error(event: messages.Failed) -> MMServeError:
     if 400 <= event.status < 500:
         return InvalidRequestError(event.message, code=event.code)
     return InternalError(f"the engine failed on this request: {event.message}")
-

@@ -18,10 +18,10 @@ import argparse
 import os
 import queue
 import signal
-from concurrent.futures import ThreadPoolExecutor
 import socket
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import messages
@@ -115,7 +115,9 @@ class Worker:
                 tokens = self.engine.count(message.messages, message.n_images)
                 self.channel.send(messages.Counted(message.id, tokens))
             except Exception as exc:  # a template that rejects these messages
-                self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
+                self.channel.send(
+                    messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages")
+                )
             return True
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
@@ -162,7 +164,9 @@ class Worker:
                 self._finish(self.running[uid], "cancelled")
             elif message.id in self.preparing:  # dropped when its preparation comes back
                 self.preparing.discard(message.id)
-                self.channel.send(messages.Finished(id=message.id, finish_reason="cancelled", prompt_tokens=0, completion_tokens=0))
+                self.channel.send(
+                    messages.Finished(id=message.id, finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)
+                )
         elif isinstance(message, messages.Shutdown):
             self.closing = True
 
@@ -272,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--prefix-cache-bytes", type=int, default=0)
-    parser.add_argument("--preparers", type=int, default=0, help="threads preparing requests (0: 2 for vision, 1 for text)")
+    parser.add_argument(
+        "--preparers", type=int, default=0, help="threads preparing requests (0: 2 for vision, 1 for text)"
+    )
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
     args = parser.parse_args(argv)
 

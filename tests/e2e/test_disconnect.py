@@ -27,7 +27,9 @@ def wait_for_running(server, engine: str, value: int, timeout: float) -> float:
 
 def test_stream_disconnect_frees_the_sequence(server):
     """Closing a streaming response mid-way removes the sequence from the batch within ~1 s."""
-    with httpx.stream("POST", server.base_url + "/v1/chat/completions", json={**LONG, "stream": True}, timeout=30) as response:
+    with httpx.stream(
+        "POST", server.base_url + "/v1/chat/completions", json={**LONG, "stream": True}, timeout=30
+    ) as response:
         lines = response.iter_lines()
         for _ in range(6):
             next(lines)

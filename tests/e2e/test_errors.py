@@ -43,7 +43,14 @@ def user(content) -> dict:
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         ({"messages": [{"role": "user", "content": [{"type": "audio", "x": 1}]}]}, "messages[0].content[0].type"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}]}, "messages[0].content[1].image_url.url"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}
+                ]
+            },
+            "messages[0].content[1].image_url.url",
+        ),
         ({**user("hi"), "max_tokens": "many"}, "max_tokens"),
         ({**user("hi"), "max_tokens": 0}, "max_tokens"),
         ({**user("hi"), "temperature": 9}, "temperature"),
@@ -81,7 +88,9 @@ def test_unknown_model_is_404_model_not_found(server):
 
 def test_image_sent_to_text_model_is_400_naming_the_part(server):
     """An image part sent to the text model names the offending part."""
-    body = user([{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}])
+    body = user(
+        [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    )
     response = post(server, {**body, "model": "text"})
     assert response.status_code == 400
     assert envelope(response)["param"] == "messages[0].content[1].image_url"
@@ -139,7 +148,9 @@ def test_health_needs_no_key_but_other_routes_do(strict):
 def test_openai_sdk_with_key_works(strict):
     """The openai SDK with the right key is served."""
     client = openai.OpenAI(base_url=strict.base_url + "/v1", api_key=strict.api_key, max_retries=0)
-    completion = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+    completion = client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
     assert completion.choices[0].message.content is not None
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import base64
+import io
 
 import numpy as np
 import openai
@@ -50,7 +50,12 @@ def test_image_equals_mlx_vlm_direct_cold_and_warm(client, models):
         expected = generate(model, processor, prompt, image=[image], max_tokens=32, temperature=0.0).text
         served = client.chat.completions.create(
             model="auto",
-            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": question}]}],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": question}],
+                }
+            ],
             max_tokens=32,
             temperature=0,
         )

@@ -57,14 +57,21 @@ def adversarial() -> dict[str, tuple[str, list[int]]]:
 @pytest.fixture(scope="module")
 def guarded(models, tmp_path_factory):
     """A server whose budget is far below what a 1600 px image needs unshrunk, and a 1792 px start side."""
-    srv = start_server(models, tmp_path_factory.mktemp("guard-logs"), "--memory-budget", "600MB", "--max-image-side", "1792")
+    srv = start_server(
+        models, tmp_path_factory.mktemp("guard-logs"), "--memory-budget", "600MB", "--max-image-side", "1792"
+    )
     yield srv
     stop_server(srv)
 
 
 def ask(server, uri: str, **extra) -> httpx.Response:
     body = {
-        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": "Read it."}]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": "Read it."}],
+            }
+        ],
         "max_tokens": 8,
         "temperature": 0,
         **extra,

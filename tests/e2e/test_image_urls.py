@@ -48,7 +48,12 @@ def image_host(request):
 
 def ask(server, url: str) -> httpx.Response:
     body = {
-        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "?"}]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "?"}],
+            }
+        ],
         "max_tokens": 4,
     }
     return httpx.post(server.base_url + "/v1/chat/completions", json=body, timeout=60)
@@ -74,7 +79,9 @@ def test_forbidden_loopback_is_never_contacted(server, image_host):
     assert hits == []
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "http://169.254.169.254/latest/meta-data/"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/a.png", "http://169.254.169.254/latest/meta-data/"]
+)
 def test_forbidden_sources_are_400(server, url):
     """Local files without a media root, other schemes and the metadata address are 400s."""
     response = ask(server, url)

@@ -181,12 +181,19 @@ def test_http_process_never_loads_mlx(server):
 
 def test_prefix_cache_reuses_kv_and_keeps_greedy_output(client):
     """Asking again, and continuing the chat, reuses cached KV without changing greedy answers."""
-    messages = [{"role": "system", "content": "A shared system prompt for caching."}, {"role": "user", "content": "Cache me"}]
+    messages = [
+        {"role": "system", "content": "A shared system prompt for caching."},
+        {"role": "user", "content": "Cache me"},
+    ]
     first = client.chat.completions.create(model="text", messages=messages, max_tokens=16, temperature=0)
     second = client.chat.completions.create(model="text", messages=messages, max_tokens=16, temperature=0)
     assert second.choices[0].message.content == first.choices[0].message.content
     assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1
-    follow_up = [*messages, {"role": "assistant", "content": first.choices[0].message.content}, {"role": "user", "content": "More"}]
+    follow_up = [
+        *messages,
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "More"},
+    ]
     third = client.chat.completions.create(model="text", messages=follow_up, max_tokens=16, temperature=0)
     assert third.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
 

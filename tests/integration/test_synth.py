@@ -79,8 +79,11 @@ def test_vision_model_loads_with_mlx_vlm(vision_model):
     model, processor = vision_model
     assert type(processor).__name__ == "Qwen2_5_VLProcessor"
     tokenizer = processor.tokenizer
-    for key, token in [("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-                       ("vision_start_token_id", "<|vision_start|>")]:
+    for key, token in [
+        ("image_token_id", "<|image_pad|>"),
+        ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"),
+    ]:
         assert getattr(model.config, key) == tokenizer.convert_tokens_to_ids(token)
     vision = model.config.vision_config
     assert max(vision.fullatt_block_indexes) < vision.depth
@@ -119,8 +122,7 @@ def test_different_images_give_different_greedy_continuations(vision_model):
     model, processor = vision_model
     prompt = apply_chat_template(processor, model.config, "Describe this image.", num_images=1)
     outputs = {
-        name: generate(model, processor, prompt, image=[image], max_tokens=12,
-                       temperature=0.0, verbose=False).text
+        name: generate(model, processor, prompt, image=[image], max_tokens=12, temperature=0.0, verbose=False).text
         for name, image in _images().items()
     }
     assert len(set(outputs.values())) == len(outputs), outputs
@@ -146,12 +148,17 @@ def test_vision_chat_template_places_image_parts(vision_model):
 
     model, processor = vision_model
     block = "<|vision_start|><|image_pad|><|vision_end|>"
-    messages = [{"role": "user", "content": [
-        {"type": "text", "text": "Compare "},
-        {"type": "image_url", "image_url": {"url": "data:,"}},
-        {"type": "text", "text": " with "},
-        {"type": "image"},
-    ]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Compare "},
+                {"type": "image_url", "image_url": {"url": "data:,"}},
+                {"type": "text", "text": " with "},
+                {"type": "image"},
+            ],
+        }
+    ]
     rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert rendered == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -164,8 +171,7 @@ def test_vision_chat_template_places_image_parts(vision_model):
 def test_text_chat_template_accepts_list_content(text_model):
     """The text chat template is Qwen2.5 ChatML and joins list-of-text-parts content."""
     _, tokenizer = text_model
-    messages = [{"role": "user", "content": [{"type": "text", "text": "Hello "},
-                                             {"type": "text", "text": "world"}]}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert rendered.startswith("<|im_start|>system\nYou are Qwen")
     assert rendered.endswith("<|im_start|>user\nHello world<|im_end|>\n<|im_start|>assistant\n")
@@ -183,9 +189,7 @@ def test_profile_plans_match_loader_shapes(profile):
     text = model_class(args_class.from_dict(config))
     config = copy.deepcopy(plans["vision"].config)
     arch, _ = get_model_and_args(config)
-    vision_config = update_module_configs(
-        arch.ModelConfig.from_dict(config), arch, config, ["text", "vision"]
-    )
+    vision_config = update_module_configs(arch.ModelConfig.from_dict(config), arch, config, ["text", "vision"])
     vision = arch.Model(vision_config)
     for model, planned in [(text, plans["text"]), (vision, plans["vision"])]:
         declared = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}

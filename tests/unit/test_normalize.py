@@ -70,7 +70,9 @@ def test_text_parts_are_joined_for_the_text_engine():
 
 def test_developer_role_becomes_system():
     """OpenAI's developer role reaches the template as system."""
-    job = normalize(request(messages=[{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]), [TEXT])
+    job = normalize(
+        request(messages=[{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]), [TEXT]
+    )
     assert job.messages[0]["role"] == "system"
 
 

@@ -91,7 +91,9 @@ def test_aspect_refusals_agree(width, height):
         smart_resize(width, height, SPEC)
 
 
-@pytest.mark.parametrize(("width", "height", "side"), [(4000, 3000, 1024), (300, 6000, 768), (2550, 3300, 512), (6000, 30, 512)])
+@pytest.mark.parametrize(
+    ("width", "height", "side"), [(4000, 3000, 1024), (300, 6000, 768), (2550, 3300, 512), (6000, 30, 512)]
+)
 def test_planned_image_is_not_resized_again(width, height, side):
     """An image resized to the plan goes through the processor unchanged, with the planned tokens."""
     planned = plan_image(width, height, max_side=side, spec=SPEC)

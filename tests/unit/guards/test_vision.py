@@ -103,7 +103,12 @@ def test_custom_spec_changes_the_grid():
 
 def test_spec_from_processor_config_reads_size_keys():
     """shortest_edge / longest_edge give the pixel limits; min_pixels / max_pixels override them."""
-    config = {"patch_size": 14, "merge_size": 2, "size": {"shortest_edge": 100, "longest_edge": 5000}, "max_pixels": 9000}
+    config = {
+        "patch_size": 14,
+        "merge_size": 2,
+        "size": {"shortest_edge": 100, "longest_edge": 5000},
+        "max_pixels": 9000,
+    }
     spec = VisionSpec.from_processor_config(config)
     assert (spec.min_pixels, spec.max_pixels) == (100, 9000)
 
