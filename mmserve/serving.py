@@ -72,9 +72,15 @@ class ChatService:
             stop=job.stop,
         )
 
+        released = False
+
         def release() -> None:
-            planned.release()
-            engine.leave()
+            """Give back the memory reservation and the queue place; safe to call more than once."""
+            nonlocal released
+            if not released:
+                released = True
+                planned.release()
+                engine.leave()
 
         return Prepared(job=job, engine=engine, generate=generate, report=planned.report, release=release, log=log)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
@@ -66,6 +67,8 @@ class ChatController(Controller):
                 report=prepared.report,
                 on_close=prepared.release,
             )
+            # If the body is never iterated (the client left first), its reservation still goes back.
+            weakref.finalize(body, prepared.release)
             headers["Cache-Control"] = "no-cache"
             return Stream(body, media_type="text/event-stream", headers=headers)
         try:

@@ -42,3 +42,20 @@ def test_non_stream_disconnect_frees_the_sequence(server):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(server.base_url + "/v1/chat/completions", json=LONG, timeout=1.0)
     assert wait_for_running(server, "text", 0, timeout=1.5) < 1.5
+
+
+def test_abandoned_requests_give_back_memory_and_queue_places(server):
+    """After streams are abandoned at different points, nothing stays reserved or queued."""
+    body = {**LONG, "stream": True}
+    for lines_read in (0, 1, 3):
+        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body, timeout=30) as response:
+            lines = response.iter_lines()
+            for _ in range(lines_read):
+                next(lines)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status = server.status()
+        if status["guard"]["held_bytes"] == 0 and all(w["inflight"] == 0 for w in status["workers"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"still held after abandoned streams: {status['guard']['held_bytes']} bytes, {status['workers']}")
