@@ -42,7 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     min_image_side: int = 224  # legibility floor when shrinking for memory
     memory_wait_s: float = 30.0  # how long a request may wait in the queue for memory
     default_max_tokens: int = 1024
-    image_cache_items: int = 64
+    image_cache_items: int = 64  # decoded and resized images kept by content hash
+    image_cache_ttl_s: float = 600.0
 
     # Engines.
     queue_size: int = 64  # requests waiting per engine before 503

@@ -10,10 +10,12 @@ object.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, OrderedDict
+import threading
+from collections import Counter
 from dataclasses import dataclass
 
 import structlog
+from cachetools import TTLCache
 
 import guards
 from guards import images as guard_images
@@ -52,7 +54,9 @@ class MemoryGuard:
         self.calibration: dict | None = None
         self.ledger = guards.MemoryLedger(self.budget_bytes)
         self.decisions: Counter[str] = Counter()
-        self._resized: OrderedDict[tuple, ImageData] = OrderedDict()
+        # Resized images by (content hash, size): the same page asked again is decoded and resized once.
+        self._resized: TTLCache = TTLCache(maxsize=settings.image_cache_items, ttl=settings.image_cache_ttl_s)
+        self._resized_lock = threading.Lock()  # filled from resize threads
 
     def _budget(self) -> int:
         if self.settings.memory_budget:
@@ -182,9 +186,9 @@ class MemoryGuard:
 
     def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:
         key = (decoded.sha256, size)
-        cached = self._resized.get(key)
+        with self._resized_lock:
+            cached = self._resized.get(key)
         if cached is not None:
-            self._resized.move_to_end(key)
             return cached
         image = (
             decoded.image
@@ -192,9 +196,8 @@ class MemoryGuard:
             else guard_images.resize(decoded.image, size)
         )
         data = ImageData(width=size[0], height=size[1], rgb=image.tobytes(), sha256=decoded.sha256)
-        self._resized[key] = data
-        while len(self._resized) > self.settings.image_cache_items:
-            self._resized.popitem(last=False)
+        with self._resized_lock:
+            self._resized[key] = data
         return data
 
     def status(self) -> dict:
