@@ -29,7 +29,6 @@ __all__ = ["ChatService", "Prepared"]
 class Prepared:
     """A request that passed every check and holds its memory reservation."""
 
-    job: Job
     engine: EngineClient
     generate: messages.Generate  # id filled in per attempt
     report: dict  # the `mmserve` object of the response
@@ -82,7 +81,7 @@ class ChatService:
                 planned.release()
                 engine.leave()
 
-        return Prepared(job=job, engine=engine, generate=generate, report=planned.report, release=release, log=log)
+        return Prepared(engine=engine, generate=generate, report=planned.report, release=release, log=log)
 
     async def events(self, prepared: Prepared) -> AsyncIterator[messages.Delta | messages.Finished]:
         """The engine's events for this request; ends the request in the worker if abandoned."""
