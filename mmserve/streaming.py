@@ -18,7 +18,7 @@ from .protocol.openai import ChatCompletionChunk, ChunkChoice, DeltaMessage, Pro
 __all__ = ["DONE", "sse_chunks"]
 
 DONE = b"data: [DONE]\n\n"
-log = structlog.get_logger("mmserve.stream")
+logger = structlog.get_logger("mmserve.stream")
 
 
 def _event(payload: object, event: str | None = None) -> bytes:
@@ -44,8 +44,9 @@ async def sse_chunks(
     include_usage: bool,
     report: dict,
     on_close: Callable[[], None],
+    log: dict,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed chat completion."""
+    """The SSE body of a streamed chat completion; an in-band error's code goes on the request's log line."""
 
     def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra) -> bytes:
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
@@ -68,11 +69,14 @@ async def sse_chunks(
                 )
         yield DONE
     except MMServeError as exc:
+        log["error"] = exc.code
         yield _event(exc.envelope(), event="error")
         yield DONE
     except Exception:
-        log.exception("stream failed")
-        yield _event(InternalError("the server failed while streaming this response").envelope(), event="error")
+        logger.exception("stream failed")
+        error = InternalError("the server failed while streaming this response")
+        log["error"] = error.code
+        yield _event(error.envelope(), event="error")
         yield DONE
     finally:
         await events.aclose()

@@ -66,6 +66,7 @@ class ChatController(Controller):
                 include_usage=job.include_usage,
                 report=prepared.report,
                 on_close=prepared.release,
+                log=log,
             )
             # If the body is never iterated (the client left first), its reservation still goes back.
             weakref.finalize(body, prepared.release)
