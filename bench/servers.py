@@ -54,34 +54,11 @@ class ServerSpec:
             if "vision" in models:
                 argv += ["--vision-model", str(models["vision"])]
             return argv
-        if self.name == "mlx_lm":
-            return [
-                py,
-                "-m",
-                "mlx_lm.server",
-                "--model",
-                str(models["text"]),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "WARNING",
-            ]
-        if self.name == "mlx_vlm":
-            return [
-                py,
-                "-m",
-                "mlx_vlm.server",
-                "--model",
-                str(models["vision"]),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "WARNING",
-            ]
+        peers = {"mlx_lm": ("mlx_lm.server", "text"), "mlx_vlm": ("mlx_vlm.server", "vision")}
+        if self.name in peers:
+            module, kind = peers[self.name]
+            return [py, "-m", module, "--model", str(models[kind]), "--host", "127.0.0.1", "--port", str(port),
+                    "--log-level", "WARNING"]  # fmt: skip
         raise ValueError(self.name)
 
     def model_field(self, models: dict[str, Path]) -> str:

@@ -151,10 +151,10 @@ def create_app(settings: Settings) -> Litestar:
                 engine=kind,
                 path=str(path),
                 name=name,
-                memory_limit=guard.worker_memory_limit(),
+                memory_limit=guard.budget_bytes,
                 max_batch=settings.max_batch_size,
                 prefix_cache_bytes=guard.prefix_cache_bytes,
-                calibrate_side=guard.calibration_side() if kind == "vision" and settings.calibrate else 0,
+                calibrate_side=guard.max_image_side if kind == "vision" and settings.calibrate else 0,
                 queue_size=settings.queue_size,
             )
             service.engines[kind] = EngineClient(spec, on_ready=guard.attach, on_failed=stop_serving)

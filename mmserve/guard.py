@@ -21,7 +21,7 @@ import guards
 from guards import images as guard_images
 
 from .engines.messages import ImageData
-from .errors import ContextLengthError, ImageError, OverloadedError, PayloadTooLargeError
+from .errors import ContextLengthError, ImageError, MMServeError, OverloadedError, PayloadTooLargeError
 
 __all__ = ["MemoryGuard", "Planned"]
 
@@ -38,6 +38,17 @@ class Planned:
 
 def _nothing() -> None:
     pass
+
+
+def _client_error(exc: guards.PlanError, job) -> MMServeError:
+    """The answer a client gets for a plan that cannot run (now, or ever)."""
+    if isinstance(exc, guards.ContextTooLongError):
+        return ContextLengthError(str(exc), param="messages")
+    if isinstance(exc, guards.AspectRatioError):
+        return ImageError(str(exc), param=job.images[0].param if job.images else "messages")
+    if isinstance(exc, guards.BusyError):
+        return OverloadedError(str(exc), retry_after=exc.retry_after_s)
+    return PayloadTooLargeError(str(exc), code="insufficient_memory")  # NeverFitsError
 
 
 class MemoryGuard:
@@ -66,12 +77,6 @@ class MemoryGuard:
         if self.reading.backend == "cuda":
             budget = min(budget, self.reading.total_bytes // 2)  # the workers' mlx limit on CUDA
         return budget
-
-    def worker_memory_limit(self) -> int:
-        return self.budget_bytes
-
-    def calibration_side(self) -> int:
-        return self.max_image_side
 
     def attach(self, engine) -> None:
         """Take an engine's memory shape from its Ready message (and the device reading it carries)."""
@@ -138,37 +143,22 @@ class MemoryGuard:
                 default_max_tokens=self.settings.default_max_tokens,
                 guard=not self.settings.no_guard,
             )
-        except guards.ContextTooLongError as exc:
-            self.decisions["refused"] += 1
-            raise ContextLengthError(str(exc), param="messages") from None
-        except guards.AspectRatioError as exc:
-            self.decisions["refused"] += 1
-            param = job.images[0].param if job.images else "messages"
-            raise ImageError(str(exc), param=param) from None
-        except guards.NeverFitsError as exc:
-            self.decisions["refused"] += 1
-            raise PayloadTooLargeError(str(exc), code="insufficient_memory") from None
-
-        images = await asyncio.gather(
-            *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
-        )
-        if plan.images_resized:
-            self.decisions["resized"] += plan.images_resized
-        if plan.max_tokens_clamped_from is not None:
-            self.decisions["clamped"] += 1
-        if plan.decision == "queue":
-            self.decisions["queued"] += 1
-        try:
+            images = await asyncio.gather(
+                *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
+            )
+            if plan.images_resized:
+                self.decisions["resized"] += plan.images_resized
+            if plan.max_tokens_clamped_from is not None:
+                self.decisions["clamped"] += 1
+            if plan.decision == "queue":
+                self.decisions["queued"] += 1
             if self.settings.no_guard:  # measurement only: nothing is held back
                 release = _nothing
             else:
                 release = (await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)).release
-        except guards.BusyError as exc:
+        except guards.PlanError as exc:
             self.decisions["refused"] += 1
-            raise OverloadedError(str(exc), retry_after=exc.retry_after_s) from None
-        except guards.NeverFitsError as exc:
-            self.decisions["refused"] += 1
-            raise PayloadTooLargeError(str(exc), code="insufficient_memory") from None
+            raise _client_error(exc, job) from None
 
         report: dict = {
             "route": job.route.kind,

@@ -91,11 +91,8 @@ class ChatService:
         stream = prepared.engine.generate(lambda rid: _with_id(prepared.generate, rid))
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise InternalError("the request took longer than the server's request timeout", code="timeout")
                 try:
-                    event = await asyncio.wait_for(anext(stream), remaining)
+                    event = await asyncio.wait_for(anext(stream), max(deadline - time.monotonic(), 0))
                 except StopAsyncIteration:
                     return
                 except TimeoutError:

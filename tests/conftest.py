@@ -14,6 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _restore_pillow_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The media loader lifts this process-wide limit; undo it after every test.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
 
+import guards
+
 from . import messages
 
 __all__ = ["Admitted", "kv_bytes_per_token", "make_logits", "make_sampler", "memory_stats", "warm_up", "weights_bytes"]
@@ -71,7 +73,7 @@ def kv_bytes_per_token(args, dtype=mx.float16) -> int:
     heads = get("num_attention_heads")
     kv_heads = get("num_key_value_heads") or heads
     head_dim = get("head_dim") or get("hidden_size") // heads
-    return 2 * layers * kv_heads * head_dim * dtype.size
+    return guards.kv_bytes_per_token(layers, kv_heads, head_dim, dtype.size)
 
 
 def memory_stats(request_id: str, memory_limit: int, running: int, prefix_cache_bytes: int = 0) -> messages.Stats:

@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import mlx.core as mx
 
+        backend = _backend()
         memory_limit = args.memory_limit
-        if _backend() == "cuda":
+        if backend == "cuda":
             # mlx's CUDA allocator uses managed memory for part of its buffers: never drive it near the card's size.
             memory_limit = min(memory_limit or 1 << 62, mx.device_info()["total_memory"] // 2)
         if memory_limit:
@@ -307,14 +308,14 @@ def main(argv: list[str] | None = None) -> int:
 
             engine = VisionEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         engine.memory_limit = memory_limit
-        if _backend() != "cpu":
+        if backend != "cpu":
             engine.warm_up(_batch_sizes(args.max_batch))
         calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
         ready = messages.Ready(
             engine=args.engine,
             model=args.name,
             pid=os.getpid(),
-            backend=_backend(),
+            backend=backend,
             device_info={k: v for k, v in mx.device_info().items() if isinstance(v, (int, float, str))},
             context_length=engine.context_length,
             weights_bytes=engine.weights_bytes,

@@ -58,4 +58,6 @@ def test_abandoned_requests_give_back_memory_and_queue_places(server):
         if status["guard"]["held_bytes"] == 0 and all(w["inflight"] == 0 for w in status["workers"]):
             return
         time.sleep(0.1)
-    raise AssertionError(f"still held after abandoned streams: {status['guard']['held_bytes']} bytes, {status['workers']}")
+    raise AssertionError(
+        f"still held after abandoned streams: {status['guard']['held_bytes']} bytes, {status['workers']}"
+    )

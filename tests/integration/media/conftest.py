@@ -222,17 +222,6 @@ def _serve(
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _restore_pillow_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    # MediaLoader lifts this process-wide limit; undo it after every test.
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
-
-
-@pytest.fixture
 def start_server() -> Iterator[Callable[..., ImageServer]]:
     """``start_server(host, family=AF_INET, ssl_context=None)`` starts a server stopped after the test."""
     started: list[ImageServer] = []

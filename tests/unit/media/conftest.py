@@ -10,17 +10,6 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _restore_pillow_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    # MediaLoader lifts this process-wide limit; undo it after every test.
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
-
-
 def _encode(image: Image.Image, image_format: str = "PNG", **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format, **params)
