@@ -1,15 +1,129 @@
-"""The text engine: an mlx-lm model behind mlx-lm's continuous BatchGenerator."""
+"""The text engine: an mlx-lm model behind mlx-lm's continuous BatchGenerator.
+
+A request that finds the engine idle decodes on its own (``Solo``): a plain KV
+cache, the way ``mlx_lm.generate`` runs one sequence, without the batch's padding
+and masks. When a second request arrives the solo sequence moves, KV cache and
+all, into the batch, and both continue there.
+"""
 
 from __future__ import annotations
 
+import itertools
+
+import mlx.core as mx
 from mlx_lm import load
-from mlx_lm.generate import BatchGenerator
-from mlx_lm.models.cache import LRUPromptCache, can_trim_prompt_cache, trim_prompt_cache
+from mlx_lm.generate import BatchGenerator, generation_stream
+from mlx_lm.models.cache import (
+    LRUPromptCache,
+    TokenBuffer,
+    can_trim_prompt_cache,
+    make_prompt_cache,
+    trim_prompt_cache,
+)
+from mlx_lm.sample_utils import greedy_sampler
 
 from . import messages
 from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
-__all__ = ["TextEngine"]
+__all__ = ["Solo", "TextEngine"]
+
+PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators use
+
+
+class Solo:
+    """One sequence on a plain KV cache, decoded with the next token computed ahead as in
+    ``mlx_lm.generate_step``. ``step`` prefills a chunk of the prompt or yields a token;
+    ``hand_over`` moves the sequence into a batch generator."""
+
+    def __init__(
+        self,
+        model,
+        uid: int,
+        prompt: list[int],
+        *,
+        cache,
+        cached: list[int],
+        max_tokens: int,
+        sampler,
+        processors: list,
+        eos_token_ids: set[int],
+    ) -> None:
+        self.model = model
+        self.uid = uid
+        self.cache = cache if cache is not None else make_prompt_cache(model)
+        self.fed = list(cached)  # the tokens whose KV is in the cache
+        self.todo = list(prompt)  # prompt tokens not yet fed
+        self.max_tokens = max_tokens
+        self.sampler = sampler
+        self.processors = processors
+        self.context = TokenBuffer(self.fed) if processors else None
+        self.eos_token_ids = eos_token_ids
+        self.emitted = 0
+        self.next_token: mx.array | None = None  # computed ahead, not yet fed
+
+    def _forward(self, tokens: mx.array) -> mx.array:
+        """Feed ``tokens``; the next token, lazily."""
+        with mx.stream(generation_stream):
+            logits = self.model(tokens[None], cache=self.cache)[:, -1, :]
+            if self.processors:
+                context = self.context.update_and_fetch(tokens)
+                for processor in self.processors:
+                    logits = processor(context, logits)
+            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            return (self.sampler or greedy_sampler)(logprobs)
+
+    def step(self) -> list[tuple[int, int, str | None]]:
+        if len(self.todo) > 1:  # prefill a chunk, keeping the last prompt token to sample from
+            n = min(PREFILL_STEP, len(self.todo) - 1)
+            chunk, self.todo = self.todo[:n], self.todo[n:]
+            with mx.stream(generation_stream):
+                self.model(mx.array(chunk)[None], cache=self.cache)
+                if self.context is not None:
+                    self.context.update_and_fetch(mx.array(chunk))
+                mx.eval([c.state for c in self.cache])
+            self.fed += chunk
+            return []
+        if self.next_token is None:
+            self.next_token = self._forward(mx.array(self.todo))
+            mx.async_eval(self.next_token)
+            self.fed += self.todo
+            self.todo = []
+        current, self.next_token = self.next_token, None
+        self.emitted += 1
+        if self.emitted < self.max_tokens:  # queue the next step before waiting for this one
+            self.next_token = self._forward(current)
+            mx.async_eval(self.next_token)
+        token = current.item()
+        if self.next_token is not None:
+            self.fed.append(token)
+        return [(self.uid, token, self._finish_reason(token))]
+
+    def _finish_reason(self, token: int) -> str | None:
+        if token in self.eos_token_ids:
+            return "stop"
+        return "length" if self.emitted >= self.max_tokens else None
+
+    def hand_over(self, generator: BatchGenerator) -> tuple[list[tuple[int, int, str | None]], int | None]:
+        """Move this sequence into ``generator``: the events still due and its uid there
+        (``None`` when the token computed ahead ended it)."""
+        events, prompt = [], self.todo
+        if self.next_token is not None:  # emit the token computed ahead; the batch feeds it
+            token = self.next_token.item()
+            self.emitted += 1
+            finish_reason = self._finish_reason(token)
+            events.append((self.uid, token, finish_reason))
+            if finish_reason is not None:
+                return events, None
+            prompt = [token]
+        (uid,) = generator.insert(
+            [prompt],
+            max_tokens=[self.max_tokens - self.emitted],
+            caches=[self.cache],
+            all_tokens=[self.fed],
+            samplers=[self.sampler],
+            logits_processors=[self.processors],
+        )
+        return events, uid
 
 
 class TextEngine:
@@ -28,9 +142,13 @@ class TextEngine:
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
         # (multi-turn chat, a common system prompt) prefills only what is new.
         self.prefix_cache = LRUPromptCache(max_size=256, max_bytes=prefix_cache_bytes) if prefix_cache_bytes else None
+        self._uids = itertools.count()
         self.reset()
 
     def reset(self) -> None:
+        self.solo: Solo | None = None
+        self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
+        self.engine_uids: dict[int, int] = {}  # and back
         self.generator = BatchGenerator(
             self.model,
             stop_tokens=[[t] for t in sorted(self.eos_token_ids)],
@@ -68,26 +186,70 @@ class TextEngine:
     def insert(self, prepared: tuple[messages.Generate, list[int]]) -> Admitted:
         request, prompt = prepared
         cache, cached = self._cached_prefix(prompt)
-        (uid,) = self.generator.insert(
-            [prompt[cached:]],
-            max_tokens=[request.max_tokens],
-            caches=[cache] if cache is not None else None,
-            all_tokens=[prompt[:cached]],
-            samplers=[make_sampler(request.sampling)],
-            logits_processors=[make_logits(request.sampling)],
-        )
+        uid = next(self._uids)
+        sampler, processors = make_sampler(request.sampling), make_logits(request.sampling)
+        if self.solo is None and not self.batch_uids:
+            self.solo = Solo(
+                self.model,
+                uid,
+                prompt[cached:],
+                cache=cache,
+                cached=prompt[:cached],
+                max_tokens=request.max_tokens,
+                sampler=sampler,
+                processors=processors,
+                eos_token_ids=self.eos_token_ids,
+            )
+        else:
+            (batch_uid,) = self.generator.insert(
+                [prompt[cached:]],
+                max_tokens=[request.max_tokens],
+                caches=[cache] if cache is not None else None,
+                all_tokens=[prompt[:cached]],
+                samplers=[sampler],
+                logits_processors=[processors],
+            )
+            self._join(uid, batch_uid)
         return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
 
+    def _join(self, uid: int, batch_uid: int) -> None:
+        self.batch_uids[uid] = batch_uid
+        self.engine_uids[batch_uid] = uid
+
     def remove(self, uid: int) -> None:
-        self.generator.remove([uid])
+        if self.solo is not None and self.solo.uid == uid:
+            self.solo = None
+        elif uid in self.batch_uids:
+            batch_uid = self.batch_uids.pop(uid)
+            del self.engine_uids[batch_uid]
+            self.generator.remove([batch_uid])
 
     def step(self) -> list[tuple[int, int, str | None]]:
+        if self.solo is not None and not self.batch_uids:
+            events = self.solo.step()
+            if events and events[-1][2] is not None:
+                self._cache_prefix(self.solo.fed, self.solo.cache)
+                self.solo = None
+            return events
+        events = []
+        if self.solo is not None:  # others arrived: the solo sequence joins them in the batch
+            events, batch_uid = self.solo.hand_over(self.generator)
+            if batch_uid is not None:
+                self._join(self.solo.uid, batch_uid)
+            self.solo = None
         _, generated = self.generator.next()
+        for r in generated:
+            uid = self.engine_uids[r.uid]
+            if r.finish_reason is not None:
+                del self.batch_uids[uid], self.engine_uids[r.uid]
+                if r.prompt_cache is not None:
+                    self._cache_prefix(r.all_tokens, r.prompt_cache)
+            events.append((uid, r.token, r.finish_reason))
+        return events
+
+    def _cache_prefix(self, tokens: list[int], cache: list) -> None:
         if self.prefix_cache is not None:
-            for r in generated:
-                if r.finish_reason is not None and r.prompt_cache is not None:
-                    self.prefix_cache.insert_cache(self.kind, r.all_tokens[:], r.prompt_cache)
-        return [(r.uid, r.token, r.finish_reason) for r in generated]
+            self.prefix_cache.insert_cache(self.kind, tokens[:], cache)
 
     @property
     def prefix_cache_bytes(self) -> int:

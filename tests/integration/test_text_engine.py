@@ -1,0 +1,76 @@
+"""The text engine on a tiny model: a request alone decodes solo, and moving it into
+the batch when others arrive changes none of its tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmserve.engines import messages
+from mmserve.engines.text import TextEngine
+
+
+@pytest.fixture(scope="module")
+def engine(models) -> TextEngine:
+    return TextEngine(str(models / "text"), max_batch=8, prefix_cache_bytes=64 << 20)
+
+
+def request(i: int, max_tokens: int = 24, **sampling) -> messages.Generate:
+    return messages.Generate(
+        id=f"r{i}",
+        messages=[{"role": "user", "content": f"question {i}: tell me about the weather"}],
+        max_tokens=max_tokens,
+        sampling=messages.Sampling(**{"temperature": 0, **sampling}),
+    )
+
+
+def run(engine: TextEngine, first: messages.Generate, *later: messages.Generate, join_at: int = 0) -> dict:
+    """Tokens by request id; ``later`` requests are inserted after ``join_at`` steps of ``first``."""
+    ids = {engine.insert(engine.prepare(first)).uid: first.id}
+    solo = engine.solo is not None
+    tokens: dict[str, list[int]] = {}
+    steps = 0
+    while ids or later:
+        if later and steps == join_at:
+            ids |= {engine.insert(engine.prepare(r)).uid: r.id for r in later}
+            later = ()
+        for uid, token, finish_reason in engine.step():
+            tokens.setdefault(ids[uid], []).append(token)
+            if finish_reason is not None:
+                del ids[uid]
+        steps += 1
+    assert solo, "an idle engine runs its first request solo"
+    assert engine.solo is None and not engine.batch_uids
+    return tokens
+
+
+@pytest.mark.parametrize("join_at", [0, 1, 3, 12])
+def test_hand_over_to_the_batch_keeps_every_token(engine, join_at):
+    alone = run(engine, request(0)) | run(engine, request(1))
+    together = run(engine, request(0), request(1), join_at=join_at)
+    assert together == alone
+    assert len(alone["r0"]) == 24
+
+
+def test_seeded_sampling_and_penalties_survive_the_hand_over(engine):
+    sampled = request(2, temperature=0.9, seed=7, repetition_penalty=1.5, frequency_penalty=0.5)
+    alone = run(engine, sampled)
+    together = run(engine, sampled, request(3), join_at=5)
+    assert together["r2"] == alone["r2"]
+
+
+def test_a_solo_request_that_is_removed_leaves_the_engine_idle(engine):
+    uid = engine.insert(engine.prepare(request(4))).uid
+    engine.step()
+    engine.step()
+    engine.remove(uid)
+    assert engine.solo is None
+    assert run(engine, request(5)) == run(engine, request(5))
+
+
+def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
+    engine.prefix_cache = type(engine.prefix_cache)(max_size=8, max_bytes=64 << 20)
+    first = run(engine, request(6))
+    again = engine.insert(engine.prepare(request(6)))
+    assert again.cached_tokens == again.prompt_tokens - 1  # all but the token recomputed for its logits
+    engine.remove(again.uid)
+    assert run(engine, request(6)) == first
