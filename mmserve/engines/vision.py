@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from mlx_vlm import load
 from mlx_vlm.apc import APCManager
@@ -28,6 +29,24 @@ from . import messages
 from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
 __all__ = ["VisionEngine"]
+
+
+class _Evaluated(nn.Module):
+    """A vision block whose output is evaluated as soon as it is built.
+
+    On mlx's CPU backend one graph for the whole tower keeps two preparer threads
+    from encoding side by side (measured: 1.3x from two threads); block by block
+    they reach 1.65x.
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def __call__(self, *args, **kwargs) -> mx.array:
+        out = self.block(*args, **kwargs)
+        mx.eval(out)
+        return out
 
 
 def _sampling_processor(sampler):
@@ -66,6 +85,9 @@ class VisionEngine:
             "max_pixels": int(_pixels(image_processor, "max_pixels", "longest_edge")),
         }
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
+        tower = self.model.vision_tower
+        if mx.default_device().type == mx.DeviceType.cpu and isinstance(getattr(tower, "blocks", None), list):
+            tower.blocks = [_Evaluated(block) for block in tower.blocks]
         # Encoder outputs by image content: the same image asked again skips the encoder.
         # A quarter of the prefix-cache bytes; the rest holds KV blocks.
         self.features: OrderedDict[tuple, mx.array] = OrderedDict()
