@@ -1,0 +1,92 @@
+"""Profile the text worker's loop in process, without HTTP: where a decode step's time goes.
+
+Runs the worker's real loop (engine, detokenizers, stop-string check, messages on a
+socket) with N requests kept in flight until `--requests` are done, then once more
+under cProfile; and one request alone, against ``mlx_lm.stream_generate``.
+
+    python bench/engine_profile.py --model DIR/text [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import random
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--prefix-cache-bytes", type=int, default=256 << 20)
+    args = parser.parse_args()
+
+    from mlx_lm import stream_generate
+
+    from mmserve.engines import messages
+    from mmserve.engines.channel import Channel
+    from mmserve.engines.text import TextEngine
+    from mmserve.engines.worker import Worker, _batch_sizes, _Prepared
+
+    engine = TextEngine(args.model, max_batch=args.clients, prefix_cache_bytes=args.prefix_cache_bytes)
+    engine.warm_up(_batch_sizes(args.clients))
+    ours, theirs = socket.socketpair()
+    threading.Thread(target=lambda: all(iter(lambda: theirs.recv(1 << 20), b"")), daemon=True).start()
+    worker = Worker(engine, Channel(ours))
+    words = "the a weather city river mountain blue green quickly slowly house computer music".split()
+    rng = random.Random(0)
+
+    def admit(tag: str, i: int) -> None:
+        text = " ".join(rng.choice(words) for _ in range(20))
+        request = messages.Generate(
+            id=f"{tag}{i}",
+            messages=[{"role": "user", "content": f"{text} {i}"}],
+            max_tokens=args.max_tokens,
+            sampling=messages.Sampling(temperature=0),
+        )
+        worker.preparing.add(request.id)
+        worker._admit(_Prepared(request, engine.prepare(request)))
+
+    def run(tag: str, total: int, clients: int) -> float:
+        sent, started = 0, time.perf_counter()
+        while sent < total or worker.running:
+            while len(worker.running) < clients and sent < total:
+                admit(tag, sent)
+                sent += 1
+            worker._step()
+        return time.perf_counter() - started
+
+    run("warm", args.clients, args.clients)
+    took = run("timed", args.requests, args.clients)
+    print(f"{args.clients} in flight, {args.requests} requests: {args.requests * args.max_tokens / took:.1f} tok/s")
+    profile = cProfile.Profile()
+    profile.runcall(run, "profiled", args.requests, args.clients)
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(15)
+    print(out.getvalue())
+
+    took = min(run(f"solo{k}", 1, 1) for k in range(3))
+    print(f"one request through the worker: {args.max_tokens / took:.1f} tok/s")
+    prompt = engine.encode([{"role": "user", "content": "tell me about rivers"}])
+    for _ in range(2):
+        started, n = time.perf_counter(), 0
+        for _ in stream_generate(engine.model, engine.tokenizer, prompt, max_tokens=args.max_tokens):
+            n += 1
+        took = time.perf_counter() - started
+    print(f"mlx_lm.stream_generate: {n / took:.1f} tok/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
