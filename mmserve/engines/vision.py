@@ -18,7 +18,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx_vlm import load
-from mlx_vlm.apc import APCManager
+from mlx_vlm.apc import APCManager, semantic_extra_hash
 from mlx_vlm.generate import BatchGenerator
 from mlx_vlm.prompt_utils import apply_chat_template
 from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
@@ -154,8 +154,13 @@ class VisionEngine:
             input_ids, pixel_values, mask=inputs.get("attention_mask"), cached_image_features=cached, **extra
         )
         prompt_kwargs = {**extra, **{k: v for k, v in embed.to_dict().items() if v is not None}}
-        if key:
-            prompt_kwargs["_apc_image_hash"] = int(hashlib.sha256(repr(key).encode()).hexdigest()[:15], 16)
+        # The prefix cache's salt: the images' content and the model, and nothing that differs
+        # between two questions: left to itself, mlx-vlm folds in the whole prompt's embeddings,
+        # and no two prompts would ever share a prefix.
+        image_hash = int(hashlib.sha256(repr(key).encode()).hexdigest()[:15], 16) if key else 0
+        prompt_kwargs["_apc_semantic_hash"] = semantic_extra_hash(
+            image_hash=image_hash, model=self.model.language_model, processor=self.processor
+        )
         return input_ids, prompt_kwargs
 
     def prepare(self, request: messages.Generate):
