@@ -272,9 +272,21 @@ class VisionEngine:
         mx.clear_cache()
         return max(int(peaks[-1]), 0)
 
-    def warm_up(self, batch_sizes: list[int]) -> None:
-        """Run bursts of short requests so the first real ones do not pay for kernel compilation."""
+    def warm_up(self, batch_sizes: list[int], image_side: int = 448) -> None:
+        """Run bursts of short requests, and one image request, so the first real ones do not pay
+        for kernel compilation (an image's first prefill took seconds on CUDA)."""
         warm_up(self, batch_sizes)
+        pixels = np.random.default_rng(0).integers(0, 256, size=(image_side, image_side, 3), dtype=np.uint8)
+        image = messages.ImageData(image_side, image_side, Image.fromarray(pixels).tobytes(), "warm-up")
+        content = [{"type": "image"}, {"type": "text", "text": "warm up"}]
+        request = messages.Generate(
+            id="warm-up", messages=[{"role": "user", "content": content}], images=[image], max_tokens=3
+        )
+        prepared = self.prepare(request)
+        self.features.clear()  # leave no warm-up entries behind
+        uid = self.insert(prepared).uid
+        while not any(u == uid and reason is not None for u, _, reason in self.step()):
+            pass
 
 
 def _pixels(image_processor, name: str, size_key: str) -> int:

@@ -38,3 +38,9 @@ def test_questions_about_one_image_share_a_salt_and_other_images_do_not(engine):
 
 def test_text_only_prompts_share_a_salt(engine):
     assert salt(engine, "Hello") == salt(engine, "Something else entirely")
+
+
+def test_warm_up_runs_text_bursts_and_an_image_to_the_end(engine):
+    engine.warm_up([1, 2], image_side=56)
+    assert not engine.features
+    assert not engine.generator.has_work
