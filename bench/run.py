@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
         results["targets"] = report.evaluate_targets(results)
-        svg = report.write_report(results, Path(args.out), default_svg=args.label is None)
+        svg = report.write_report(results, Path(args.out), default_svg=not results.get("label"))
         log(f"rewrote {args.out} and {svg} from {args.from_json}")
         return 0
     signal.signal(signal.SIGTERM, _interrupt)
