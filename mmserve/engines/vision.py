@@ -49,6 +49,26 @@ class _Evaluated(nn.Module):
         return out
 
 
+class _BatchGenerator(BatchGenerator):
+    """mlx-vlm's batch generator, reusing cached prefixes that hold image tokens.
+
+    mlx-vlm 0.7.10 reuses a cached prefix only when it holds no image tokens and
+    leaves a text-only suffix, so a page asked a second question would prefill its
+    whole image again. Here every prompt enters as precomputed input embeddings (the
+    image features included) and the cache is salted with the images' content hash
+    from the first block on, so a prefix that ends inside an image is reused like any
+    other and the rest of the image is prefilled from its embeddings.
+    ``tests/integration/test_vision_engine.py`` checks that answers with and without
+    the cache are identical.
+    """
+
+    def _apc_prefix_has_media_tokens(self, ids_list, prefix_len) -> bool:
+        return False
+
+    def _apc_suffix_is_text_only(self, ids_list, prefix_len) -> bool:
+        return True
+
+
 def _sampling_processor(sampler):
     def sample_row(tokens, logits):
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
@@ -100,7 +120,7 @@ class VisionEngine:
         self.reset()
 
     def reset(self) -> None:
-        self.generator = BatchGenerator(
+        self.generator = _BatchGenerator(
             self.model.language_model,
             self.processor,
             stop_tokens=sorted(self.eos_token_ids),

@@ -44,3 +44,50 @@ def test_warm_up_runs_text_bursts_and_an_image_to_the_end(engine):
     engine.warm_up([1, 2], image_side=56)
     assert not engine.features
     assert not engine.generator.has_work
+
+
+def generate(engine: VisionEngine, *requests: messages.Generate) -> dict[str, list[int]]:
+    """Greedy tokens by request id, all requests inserted together."""
+    ids = {engine.insert(engine.prepare(r)).uid: r.id for r in requests}
+    tokens: dict[str, list[int]] = {}
+    while ids:
+        for uid, token, finish_reason in engine.step():
+            tokens.setdefault(ids[uid], []).append(token)
+            if finish_reason is not None:
+                del ids[uid]
+    return tokens
+
+
+def ask(question: str, picture: messages.ImageData, tag: str = "") -> messages.Generate:
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    return messages.Generate(
+        id=question + tag,
+        messages=[{"role": "user", "content": content}],
+        images=[picture],
+        max_tokens=12,
+        sampling=messages.Sampling(temperature=0),
+    )
+
+
+def big_image(seed: int) -> messages.ImageData:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(224, 252, 3), dtype=np.uint8)
+    return messages.ImageData(252, 224, Image.fromarray(pixels).tobytes(), f"big-{seed}")
+
+
+def test_a_page_asked_again_reuses_its_prefix_and_answers_as_without_the_cache(models):
+    cold = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=0)
+    warm = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20)
+    page, other = big_image(1), big_image(2)
+    questions = [ask("What is the title?", page), ask("Who signed it?", page), ask("Any dates?", page)]
+    stranger = ask("What is the title?", other, tag=" (other page)")
+    expected = {}
+    for request in [*questions, stranger]:
+        expected |= generate(cold, request)
+
+    first = generate(warm, questions[0])
+    prefilled = warm.generator._prompt_tokens_counter  # mlx-vlm's count of prompt tokens it ran
+    # Two warm rows and a cold one (another image, same question) in one batch.
+    rest = generate(warm, questions[1], questions[2], stranger)
+    assert first | rest == expected
+    # The later questions about the page prefilled little more than their own words.
+    assert warm.generator._prompt_tokens_counter - prefilled < 2 * prefilled
