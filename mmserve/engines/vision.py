@@ -202,7 +202,15 @@ class VisionEngine:
             prompt_kwargs=[prompt_kwargs],
             logits_processors=[processors or None],
         )
-        return Admitted(uid=uid, prompt_tokens=len(tokens))
+        return Admitted(uid=uid, prompt_tokens=len(tokens), cached_tokens=self._cached_prefix(tokens, prompt_kwargs))
+
+    def _cached_prefix(self, tokens: list[int], prompt_kwargs: dict) -> int:
+        """Prompt tokens the prefix cache holds for this prompt: what the batch will not prefill."""
+        if self.prefix_cache is None:
+            return 0
+        blocks, cached = self.prefix_cache.lookup_prefix(tokens[:-1], extra_hash=prompt_kwargs["_apc_semantic_hash"])
+        self.prefix_cache.release(blocks)
+        return cached
 
     @property
     def prefix_cache_bytes(self) -> int:

@@ -198,6 +198,23 @@ def test_prefix_cache_reuses_kv_and_keeps_greedy_output(client):
     assert third.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
 
 
+def test_a_page_asked_again_reports_its_cached_image_tokens(client):
+    """A second question about the same image reuses the page's KV and says so in usage."""
+
+    def ask(question: str):
+        content = [
+            {"type": "image_url", "image_url": {"url": png_data_uri(224, 252, seed=11)}},
+            {"type": "text", "text": question},
+        ]
+        return client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": content}], max_tokens=4, temperature=0
+        )
+
+    first, second = ask("What is the title of this page?"), ask("Who signed it?")
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    assert second.usage.prompt_tokens_details.cached_tokens >= 64  # 224x252 px: 72 image tokens
+
+
 def test_metrics_exposes_requests_tokens_guard_and_memory(client, server):
     """/metrics speaks Prometheus text with request, token, latency, guard and worker-memory series."""
     import httpx

@@ -91,3 +91,6 @@ def test_a_page_asked_again_reuses_its_prefix_and_answers_as_without_the_cache(m
     assert first | rest == expected
     # The later questions about the page prefilled little more than their own words.
     assert warm.generator._prompt_tokens_counter - prefilled < 2 * prefilled
+    again = warm.insert(warm.prepare(questions[1]))
+    assert again.prompt_tokens > again.cached_tokens >= 64  # reported: the page's image tokens came from the cache
+    warm.remove(again.uid)
