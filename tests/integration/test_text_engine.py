@@ -74,3 +74,17 @@ def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
     assert again.cached_tokens == again.prompt_tokens - 1  # all but the token recomputed for its logits
     engine.remove(again.uid)
     assert run(engine, request(6)) == first
+
+
+def test_hand_over_during_a_chunked_prefill_keeps_every_token(engine, monkeypatch):
+    import mmserve.engines.text as text
+
+    monkeypatch.setattr(engine, "prefix_cache", None)  # every prompt is prefilled in full
+    alone = run(engine, request(7)) | run(engine, request(8))
+    monkeypatch.setattr(text, "PREFILL_STEP", 4)  # the first prompt's prefill takes several steps
+    first = engine.insert(engine.prepare(request(9)))
+    engine.step()
+    assert len(engine.solo.todo) > 1  # still prefilling after a step
+    engine.remove(first.uid)
+    together = run(engine, request(7), request(8), join_at=2)
+    assert together == alone
