@@ -4,7 +4,10 @@ Runs the worker's real loop (engine, detokenizers, stop-string check, messages o
 socket) with N requests kept in flight until `--requests` are done, then once more
 under cProfile; and one request alone, against ``mlx_lm.stream_generate``.
 
-    python bench/engine_profile.py --model DIR/text [--clients 32]
+    python bench/engine_profile.py --model DIR/text [--clients 32] [--cache-limit BYTES]
+
+With ``--memory-limit`` / ``--cache-limit`` it runs under mlx limits as a worker
+would set them (compare a CUDA worker's cache limit against mlx's default).
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prefix-cache-bytes", type=int, default=256 << 20)
+    parser.add_argument("--memory-limit", type=int, default=0, help="mx.set_memory_limit, bytes (0: mlx default)")
+    parser.add_argument("--cache-limit", type=int, default=0, help="mx.set_cache_limit, bytes (0: mlx default)")
     args = parser.parse_args()
+
+    import mlx.core as mx
+
+    if args.memory_limit:
+        mx.set_memory_limit(args.memory_limit)
+    if args.cache_limit:
+        mx.set_cache_limit(args.cache_limit)
 
     from mlx_lm import stream_generate
 
