@@ -38,6 +38,26 @@ class Summary:
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
+    def settled_before(self, state: str | None, retry_failed: bool) -> bool:
+        """Count an item an earlier run settled ("done", or "failed" for good); False: send it."""
+        if state == "done":
+            self.skipped += 1
+            return True
+        if state == "failed" and not retry_failed:
+            self.failed_before += 1
+            return True
+        return False
+
+    def count(self, outcome, name: str) -> None:
+        """Count the ``Outcome`` of the item called ``name``; give up when the server is unreachable."""
+        if outcome.ok:
+            self.done += 1
+            return
+        self.failed += 1
+        self.failures.append(f"{name}: {outcome.error['error'].get('message')}")
+        if outcome.unreachable:
+            self.stopped = "the server is unreachable"
+
 
 class Progress:
     """Prints a ``Summary`` as it changes; ``noun`` names the items ("images", "pages")."""

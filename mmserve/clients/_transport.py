@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -25,6 +26,7 @@ __all__ = [
     "ask_about_image",
     "data_uri",
     "default_api_key",
+    "local_error",
     "open_client",
 ]
 
@@ -116,6 +118,21 @@ class Outcome:
         """The server could not be reached at all: no point in sending the next image."""
         return self.status is None and (self.error or {}).get("error", {}).get("code") == "connection_error"
 
+    def record_fields(self) -> dict:
+        """The journal line's fields every client writes the same way."""
+        return {
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+            "model": self.model,
+            "mmserve": self.mmserve,
+            "error": self.error,
+            "status": self.status,
+            "permanent": self.permanent,
+            "attempts": self.attempts,
+            "elapsed_s": self.elapsed_s,
+            "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
 
 def open_client(base_url: str, api_key: str | None, timeout: float):
     """An ``openai.AsyncOpenAI`` with the SDK's retries off (ours apply)."""
@@ -165,12 +182,12 @@ async def ask_about_image(
             outcome = Outcome(error=_envelope(exc), status=exc.status_code, permanent=not _retryable(exc.status_code))
             retry_after = _retry_after(exc.response.headers)
         except openai.APITimeoutError:
-            outcome = Outcome(error=_local_envelope(f"no answer within the timeout from {client.base_url}", "timeout"))
+            outcome = Outcome(error=local_error(f"no answer within the timeout from {client.base_url}", "timeout"))
         except openai.APIConnectionError as exc:
             detail = exc.__cause__ or exc  # the SDK's own message is just "Connection error."
-            outcome = Outcome(error=_local_envelope(f"cannot reach {client.base_url}: {detail}", "connection_error"))
+            outcome = Outcome(error=local_error(f"cannot reach {client.base_url}: {detail}", "connection_error"))
         except openai.APIError as exc:  # a 2xx the SDK could not read: not a verdict on the image
-            outcome = Outcome(error=_local_envelope(f"unreadable response: {exc}", "bad_response"))
+            outcome = Outcome(error=local_error(f"unreadable response: {exc}", "bad_response"))
         else:
             outcome = _answer(completion)
         outcome.attempts = attempt
@@ -185,7 +202,7 @@ async def ask_about_image(
 
 def _answer(completion) -> Outcome:
     if not completion.choices:
-        return Outcome(error=_local_envelope("the response has no choices", "bad_response"), status=200)
+        return Outcome(error=local_error("the response has no choices", "bad_response"), status=200)
     choice = completion.choices[0]
     extra = completion.model_extra or {}
     return Outcome(
@@ -213,7 +230,8 @@ def _envelope(exc) -> dict:
     return {"error": {"message": f"HTTP {exc.status_code}: {exc.message}", "type": None, "param": None, "code": None}}
 
 
-def _local_envelope(message: str, code: str) -> dict:
+def local_error(message: str, code: str) -> dict:
+    """An error envelope for a failure on this side (unreadable input, no answer), as the server would send."""
     return {"error": {"message": message, "type": "client_error", "param": None, "code": code}}
 
 

@@ -26,7 +26,6 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ._journal import Journal, JournalBusyError
@@ -34,9 +33,11 @@ from ._options import add_common_arguments
 from ._progress import Progress, Summary
 from ._transport import (
     DEFAULT_BASE_URL,
+    Outcome,
     RetryPolicy,
     ask_about_image,
     data_uri,
+    local_error,
     open_client,
 )
 
@@ -107,10 +108,6 @@ def _read_and_hash(path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 async def acaption(
     paths_or_dir: Inputs,
     *,
@@ -154,57 +151,28 @@ async def acaption(
                 try:
                     data, sha256 = await asyncio.to_thread(_read_and_hash, path)
                 except OSError as exc:
-                    record = _failure_record(path, None, f"cannot read file: {exc.strerror or exc}")
-                    journal.append(record)
-                    summary.failed += 1
-                    summary.failures.append(f"{path}: {record['error']['error']['message']}")
-                    show.update()
-                    continue
-                state = states.get((str(path), sha256))
-                if state == "done" or (state == "failed" and not retry_failed):
-                    if state == "done":
-                        summary.skipped += 1
-                    else:
-                        summary.failed_before += 1
-                    show.update()
-                    continue
-                uri = await asyncio.to_thread(data_uri, data, path.name)
-                del data
-                outcome = await ask_about_image(
-                    client,
-                    uri=uri,
-                    prompt=prompt,
-                    model=model,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    policy=policy,
-                    on_retry=note_retry,
-                )
-                del uri
-                journal.append(
-                    {
-                        "path": str(path),
-                        "sha256": sha256,
-                        "caption": outcome.text if outcome.ok else None,
-                        "finish_reason": outcome.finish_reason,
-                        "usage": outcome.usage,
-                        "model": outcome.model,
-                        "mmserve": outcome.mmserve,
-                        "error": outcome.error,
-                        "status": outcome.status,
-                        "permanent": outcome.permanent,
-                        "attempts": outcome.attempts,
-                        "elapsed_s": outcome.elapsed_s,
-                        "finished_at": _now(),
-                    }
-                )
-                if outcome.ok:
-                    summary.done += 1
+                    error = local_error(f"cannot read file: {exc.strerror or exc}", "unreadable_file")
+                    outcome, sha256 = Outcome(error=error), None
                 else:
-                    summary.failed += 1
-                    summary.failures.append(f"{path}: {outcome.error['error'].get('message')}")
-                    if outcome.unreachable:
-                        summary.stopped = "the server is unreachable"
+                    if summary.settled_before(states.get((str(path), sha256)), retry_failed):
+                        show.update()
+                        continue
+                    uri = await asyncio.to_thread(data_uri, data, path.name)
+                    del data
+                    outcome = await ask_about_image(
+                        client,
+                        uri=uri,
+                        prompt=prompt,
+                        model=model,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        policy=policy,
+                        on_retry=note_retry,
+                    )
+                    del uri
+                caption = outcome.text if outcome.ok else None
+                journal.append({"path": str(path), "sha256": sha256, "caption": caption, **outcome.record_fields()})
+                summary.count(outcome, str(path))
                 show.update()
 
         try:
@@ -217,24 +185,6 @@ async def acaption(
         finally:
             show.finish()
     return summary
-
-
-def _failure_record(path: Path, sha256: str | None, message: str) -> dict:
-    return {
-        "path": str(path),
-        "sha256": sha256,
-        "caption": None,
-        "finish_reason": None,
-        "usage": None,
-        "model": None,
-        "mmserve": None,
-        "error": {"error": {"message": message, "type": "client_error", "param": None, "code": "unreadable_file"}},
-        "status": None,
-        "permanent": False,
-        "attempts": 0,
-        "elapsed_s": 0.0,
-        "finished_at": _now(),
-    }
 
 
 def caption(

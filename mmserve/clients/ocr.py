@@ -17,10 +17,10 @@ JSONL line, one per page sent (the latest line for a document, page and sha256 c
 
     {"document": "/abs/report", "page": 1, "pages": 3, "source": "/abs/report/p1.png",
      "frame": null | 0, "sha256": "...", "text": "..." | null,
-     "finish_reason": "stop" | "length" | null, "usage": {...} | null, "model": "...",
-     "mmserve": {...} | null, "original": [w, h] | null, "resized": [w, h] | null,
+     "original": [w, h] | null, "resized": [w, h] | null,
      "max_tokens_clamped_from": null | n, "warnings": ["..."],
-     "error": null | {"error": {"message", "type", "param", "code"}},
+     "finish_reason": "stop" | "length" | null, "usage": {...} | null, "model": "...",
+     "mmserve": {...} | null, "error": null | {"error": {"message", "type", "param", "code"}},
      "status": 200 | 4xx | 5xx | null, "permanent": bool,
      "attempts": n, "elapsed_s": s, "finished_at": "2025-01-01T00:00:00Z"}
 """
@@ -36,7 +36,6 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ._journal import Journal, JournalBusyError
@@ -48,6 +47,7 @@ from ._transport import (
     RetryPolicy,
     ask_about_image,
     data_uri,
+    local_error,
     open_client,
 )
 from .caption import IMAGE_SUFFIXES
@@ -217,10 +217,6 @@ def _page_key(page: Page) -> tuple:
     return (page.document, page.number, page.sha256)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _guard_facts(outcome: Outcome) -> tuple[list | None, list | None, int | None]:
     report = outcome.mmserve or {}
     images = report.get("images") or [{}]
@@ -338,12 +334,7 @@ async def aocr(
                 if summary.stopped:
                     return
                 key = _page_key(page)
-                state = states.get(key)
-                if state == "done" or (state == "failed" and not retry_failed):
-                    if state == "done":
-                        summary.skipped += 1
-                    else:
-                        summary.failed_before += 1
+                if summary.settled_before(states.get(key), retry_failed):
                     writer.put(index, None)
                     show.update()
                     continue
@@ -351,8 +342,7 @@ async def aocr(
                 try:
                     uri = await asyncio.to_thread(page_uri, page)
                 except PageReadError as exc:
-                    error = {"message": str(exc), "type": "client_error", "param": None, "code": "unreadable_page"}
-                    outcome = Outcome(error={"error": error}, permanent=exc.permanent)
+                    outcome = Outcome(error=local_error(str(exc), "unreadable_page"), permanent=exc.permanent)
                 else:
                     outcome = await ask_about_image(
                         client,
@@ -377,32 +367,18 @@ async def aocr(
                         "frame": page.frame,
                         "sha256": page.sha256,
                         "text": outcome.text if outcome.ok else None,
-                        "finish_reason": outcome.finish_reason,
-                        "usage": outcome.usage,
-                        "model": outcome.model,
-                        "mmserve": outcome.mmserve,
                         "original": original,
                         "resized": resized,
                         "max_tokens_clamped_from": clamped_from,
                         "warnings": warnings,
-                        "error": outcome.error,
-                        "status": outcome.status,
-                        "permanent": outcome.permanent,
-                        "attempts": outcome.attempts,
-                        "elapsed_s": outcome.elapsed_s,
-                        "finished_at": _now(),
+                        **outcome.record_fields(),
                     },
                 )
                 for warning in warnings:
                     show.warn(warning)
+                summary.count(outcome, name)
                 if outcome.ok:
-                    summary.done += 1
                     states[key], texts[key] = "done", outcome.text
-                else:
-                    summary.failed += 1
-                    summary.failures.append(f"{name}: {outcome.error['error'].get('message')}")
-                    if outcome.unreachable:
-                        summary.stopped = "the server is unreachable"
                 show.update()
 
         try:
