@@ -84,6 +84,18 @@ def _errors_note(s: dict | None) -> str:
     return f"; {s['errors']} errors" if s and s.get("errors") else ""
 
 
+def _ratio_target(
+    name: str, s: dict | None, baseline: float | None, minimum: float, *, peer: str = "", missing: str = "not measured"
+) -> dict:
+    """mmserve's throughput in the run ``s`` against ``baseline`` tok/s: met at ``minimum``x, without errors."""
+    if not (s and s.get("throughput_tok_s") and baseline):
+        return _target(name, None, missing)
+    ratio = s["throughput_tok_s"] / baseline
+    against = f" ({peer})" if peer else ""
+    numbers = f"{s['throughput_tok_s']:.1f} vs {baseline:.1f} tok/s{against} = {ratio:.2f}x{_errors_note(s)}"
+    return _target(name, ratio >= minimum and not s["errors"], numbers)
+
+
 def evaluate_targets(results: dict) -> list[dict]:
     """Each target with passed True / False / None (not measured) and the numbers behind it."""
     out = []
@@ -93,27 +105,16 @@ def evaluate_targets(results: dict) -> list[dict]:
         return [_target("all targets", None if mm is None else False, why)]
 
     # single stream vs direct mlx_lm
-    name = "single-stream text >= 0.95x direct mlx-lm"
-    direct = (results.get("direct") or {}).get("throughput_tok_s")
-    s = _summary(results, "mmserve", "text", 1)
-    if direct and s and s.get("throughput_tok_s"):
-        ratio = s["throughput_tok_s"] / direct
-        out.append(
-            _target(
-                name,
-                ratio >= 0.95 and not s["errors"],
-                f"{s['throughput_tok_s']:.1f} vs {direct:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}",
-            )
+    direct_error = (results.get("direct") or {}).get("error")
+    out.append(
+        _ratio_target(
+            "single-stream text >= 0.95x direct mlx-lm",
+            _summary(results, "mmserve", "text", 1),
+            (results.get("direct") or {}).get("throughput_tok_s"),
+            0.95,
+            missing="not measured" + (f" ({direct_error})" if direct_error else ""),
         )
-    else:
-        out.append(
-            _target(
-                name,
-                None,
-                "not measured"
-                + (f" ({results['direct'].get('error')})" if results.get("direct", {}).get("error") else ""),
-            )
-        )
+    )
 
     # text under load vs mlx_lm.server
     for clients in (8, 32):
@@ -135,35 +136,27 @@ def evaluate_targets(results: dict) -> list[dict]:
             out.append(_target(name, None, "not measured"))
 
     # image vs mlx_vlm.server
-    name = "image @8 clients >= 1.5x mlx_vlm.server throughput"
-    s, p = _summary(results, "mmserve", "image", 8), _summary(results, "mlx_vlm", "image", 8)
-    if s and p and s.get("throughput_tok_s") and p.get("throughput_tok_s"):
-        ratio = s["throughput_tok_s"] / p["throughput_tok_s"]
-        out.append(
-            _target(
-                name,
-                ratio >= 1.5 and not s["errors"],
-                f"{s['throughput_tok_s']:.1f} vs {p['throughput_tok_s']:.1f} tok/s = {ratio:.2f}x{_errors_note(s)}",
-            )
+    peer = _summary(results, "mlx_vlm", "image", 8)
+    out.append(
+        _ratio_target(
+            "image @8 clients >= 1.5x mlx_vlm.server throughput",
+            _summary(results, "mmserve", "image", 8),
+            peer and peer.get("throughput_tok_s"),
+            1.5,
         )
-    else:
-        out.append(_target(name, None, "not measured"))
+    )
 
     # mixed vs best peer that can serve it
-    name = "mixed @16 clients >= 1.5x best peer that serves it"
-    s = _summary(results, "mmserve", "mixed", 16)
     peer, value = _best_peer(results, "mixed", 16)
-    if s and s.get("throughput_tok_s") and value:
-        ratio = s["throughput_tok_s"] / value
-        out.append(
-            _target(
-                name,
-                ratio >= 1.5 and not s["errors"],
-                f"{s['throughput_tok_s']:.1f} vs {value:.1f} tok/s ({_title(results, peer)}) = {ratio:.2f}x{_errors_note(s)}",
-            )
+    out.append(
+        _ratio_target(
+            "mixed @16 clients >= 1.5x best peer that serves it",
+            _summary(results, "mmserve", "mixed", 16),
+            value,
+            1.5,
+            peer=_title(results, peer) if value else "",
         )
-    else:
-        out.append(_target(name, None, "not measured"))
+    )
 
     # repeated image
     name = "repeated image: TTFT of 2nd-4th question <= 0.3x the 1st"
