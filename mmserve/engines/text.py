@@ -76,10 +76,11 @@ class Solo:
         if len(self.todo) > 1:  # prefill a chunk, keeping the last prompt token to sample from
             n = min(PREFILL_STEP, len(self.todo) - 1)
             chunk, self.todo = self.todo[:n], self.todo[n:]
+            tokens = mx.array(chunk)
             with mx.stream(generation_stream):
-                self.model(mx.array(chunk)[None], cache=self.cache)
+                self.model(tokens[None], cache=self.cache)
                 if self.context is not None:
-                    self.context.update_and_fetch(mx.array(chunk))
+                    self.context.update_and_fetch(tokens)
                 mx.eval([c.state for c in self.cache])
             self.fed += chunk
             return []
