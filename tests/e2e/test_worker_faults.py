@@ -53,7 +53,9 @@ def test_sigkill_mid_stream_ends_cleanly_and_worker_restarts(fragile, engine):
                 os.kill(worker_pid, signal.SIGKILL)
     assert len(received) >= 3
     assert "engine" in str(caught.value)
-    assert '"error": "engine_unavailable"' in fragile.log()
+    # The request's log line is written once its response has finished, which may be just after
+    # the client has read the error event.
+    wait_until(lambda: '"error": "engine_unavailable"' in fragile.log(), timeout=10)
 
     ready = lambda: httpx.get(f"{fragile.base_url}/ready", timeout=5)  # noqa: E731
     wait_until(lambda: ready().status_code == 200)
