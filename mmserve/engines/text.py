@@ -1,14 +1,20 @@
 """The text engine: an mlx-lm model behind mlx-lm's continuous BatchGenerator.
 
-A request that finds the engine idle decodes on its own (``Solo``): a plain KV
+A request that finds its lane idle decodes on its own (``Solo``): a plain KV
 cache, the way ``mlx_lm.generate`` runs one sequence, without the batch's padding
 and masks. When a second request arrives the solo sequence moves, KV cache and
 all, into the batch, and both continue there.
+
+On mlx's CPU backend each op runs on one core, so there the engine keeps one
+``Lane`` (a solo sequence or a batch) per core, up to four, each stepped on its
+own thread and mlx stream; requests go to the lane with the fewest. GPU backends
+use one lane.
 """
 
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
 from mlx_lm import load
@@ -25,7 +31,7 @@ from mlx_lm.sample_utils import greedy_sampler
 from . import messages
 from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
-__all__ = ["Solo", "TextEngine"]
+__all__ = ["Lane", "Solo", "TextEngine"]
 
 PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators use
 
@@ -127,10 +133,97 @@ class Solo:
         return events, uid
 
 
+class Lane:
+    """A solo sequence or a batch of them, with its own batch generator."""
+
+    def __init__(self, model, eos_token_ids: set[int], max_batch: int) -> None:
+        self.model = model
+        self.eos_token_ids = eos_token_ids
+        self.solo: Solo | None = None
+        self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
+        self.engine_uids: dict[int, int] = {}  # and back
+        self.finished: list[tuple[list[int], list]] = []  # (tokens, KV cache), for the prefix cache
+        self.generator = BatchGenerator(
+            model,
+            stop_tokens=[[t] for t in sorted(eos_token_ids)],
+            completion_batch_size=max_batch,
+            prefill_batch_size=min(max_batch, 8),
+        )
+
+    def __len__(self) -> int:
+        return len(self.batch_uids) + (self.solo is not None)
+
+    def insert(self, uid: int, prompt: list[int], cache, cached: list[int], max_tokens: int, sampler, processors):
+        if not self:
+            self.solo = Solo(
+                self.model,
+                uid,
+                prompt,
+                cache=cache,
+                cached=cached,
+                max_tokens=max_tokens,
+                sampler=sampler,
+                processors=processors,
+                eos_token_ids=self.eos_token_ids,
+            )
+            return
+        (batch_uid,) = self.generator.insert(
+            [prompt],
+            max_tokens=[max_tokens],
+            caches=[cache] if cache is not None else None,
+            all_tokens=[cached],
+            samplers=[sampler],
+            logits_processors=[processors],
+        )
+        self._join(uid, batch_uid)
+
+    def _join(self, uid: int, batch_uid: int) -> None:
+        self.batch_uids[uid] = batch_uid
+        self.engine_uids[batch_uid] = uid
+
+    def remove(self, uid: int) -> None:
+        if self.solo is not None and self.solo.uid == uid:
+            self.solo = None
+        elif uid in self.batch_uids:
+            batch_uid = self.batch_uids.pop(uid)
+            del self.engine_uids[batch_uid]
+            self.generator.remove([batch_uid])
+
+    def step(self) -> list[tuple[int, int, str | None]]:
+        if self.solo is not None and not self.batch_uids:
+            events = self.solo.step()
+            if events and events[-1][2] is not None:
+                self._finished(self.solo.fed, self.solo.cache)
+                self.solo = None
+            return events
+        events = []
+        if self.solo is not None:  # others arrived: the solo sequence joins them in the batch
+            events, batch_uid = self.solo.hand_over(self.generator)
+            if batch_uid is not None:
+                self._join(self.solo.uid, batch_uid)
+            self.solo = None
+        _, generated = self.generator.next()
+        for r in generated:
+            uid = self.engine_uids[r.uid]
+            if r.finish_reason is not None:
+                del self.batch_uids[uid], self.engine_uids[r.uid]
+                if r.prompt_cache is not None:
+                    self._finished(r.all_tokens, r.prompt_cache)
+            events.append((uid, r.token, r.finish_reason))
+        return events
+
+    def _finished(self, tokens: list[int], cache: list) -> None:
+        # Evaluated here: mlx evaluates an array only on the thread whose stream it was built on.
+        mx.eval([c.state for c in cache])
+        self.finished.append((tokens, cache))
+
+
 class TextEngine:
     kind = "text"
 
-    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1
+    ) -> None:
         self.model, self.tokenizer = load(path)
         self.max_batch = max_batch
         self.memory_limit = 0
@@ -144,18 +237,15 @@ class TextEngine:
         # (multi-turn chat, a common system prompt) prefills only what is new.
         self.prefix_cache = LRUPromptCache(max_size=256, max_bytes=prefix_cache_bytes) if prefix_cache_bytes else None
         self._uids = itertools.count()
+        # Lane 0 steps on the caller's thread; each other lane on a thread of its own, whose
+        # mlx stream (mlx-lm's generation stream is per thread) is then always the same.
+        self.threads = [ThreadPoolExecutor(1, thread_name_prefix=f"lane-{i}") for i in range(1, lanes)]
         self.reset()
 
     def reset(self) -> None:
-        self.solo: Solo | None = None
-        self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
-        self.engine_uids: dict[int, int] = {}  # and back
-        self.generator = BatchGenerator(
-            self.model,
-            stop_tokens=[[t] for t in sorted(self.eos_token_ids)],
-            completion_batch_size=self.max_batch,
-            prefill_batch_size=min(self.max_batch, 8),
-        )
+        per_lane = -(-self.max_batch // (len(self.threads) + 1))
+        self.lanes = [Lane(self.model, self.eos_token_ids, per_lane) for _ in range(len(self.threads) + 1)]
+        self.lane_of: dict[int, Lane] = {}
 
     def encode(self, chat: list[dict]) -> list[int]:
         return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)
@@ -188,64 +278,30 @@ class TextEngine:
         request, prompt = prepared
         cache, cached = self._cached_prefix(prompt)
         uid = next(self._uids)
+        lane = min(self.lanes, key=len)
         sampler, processors = make_sampler(request.sampling), make_logits(request.sampling)
-        if self.solo is None and not self.batch_uids:
-            self.solo = Solo(
-                self.model,
-                uid,
-                prompt[cached:],
-                cache=cache,
-                cached=prompt[:cached],
-                max_tokens=request.max_tokens,
-                sampler=sampler,
-                processors=processors,
-                eos_token_ids=self.eos_token_ids,
-            )
-        else:
-            (batch_uid,) = self.generator.insert(
-                [prompt[cached:]],
-                max_tokens=[request.max_tokens],
-                caches=[cache] if cache is not None else None,
-                all_tokens=[prompt[:cached]],
-                samplers=[sampler],
-                logits_processors=[processors],
-            )
-            self._join(uid, batch_uid)
+        lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
+        self.lane_of[uid] = lane
         return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
 
-    def _join(self, uid: int, batch_uid: int) -> None:
-        self.batch_uids[uid] = batch_uid
-        self.engine_uids[batch_uid] = uid
-
     def remove(self, uid: int) -> None:
-        if self.solo is not None and self.solo.uid == uid:
-            self.solo = None
-        elif uid in self.batch_uids:
-            batch_uid = self.batch_uids.pop(uid)
-            del self.engine_uids[batch_uid]
-            self.generator.remove([batch_uid])
+        lane = self.lane_of.pop(uid, None)
+        if lane is not None:
+            lane.remove(uid)
 
     def step(self) -> list[tuple[int, int, str | None]]:
-        if self.solo is not None and not self.batch_uids:
-            events = self.solo.step()
-            if events and events[-1][2] is not None:
-                self._cache_prefix(self.solo.fed, self.solo.cache)
-                self.solo = None
-            return events
-        events = []
-        if self.solo is not None:  # others arrived: the solo sequence joins them in the batch
-            events, batch_uid = self.solo.hand_over(self.generator)
-            if batch_uid is not None:
-                self._join(self.solo.uid, batch_uid)
-            self.solo = None
-        _, generated = self.generator.next()
-        for r in generated:
-            uid = self.engine_uids[r.uid]
-            if r.finish_reason is not None:
-                del self.batch_uids[uid], self.engine_uids[r.uid]
-                if r.prompt_cache is not None:
-                    self._cache_prefix(r.all_tokens, r.prompt_cache)
-            events.append((uid, r.token, r.finish_reason))
+        first, *others = self.lanes
+        stepping = [thread.submit(lane.step) for thread, lane in zip(self.threads, others) if lane]
+        events = first.step() if first else []
+        for future in stepping:
+            events += future.result()
+        for uid, _, finish_reason in events:
+            if finish_reason is not None:
+                self.lane_of.pop(uid, None)
+        for lane in self.lanes:
+            for tokens, cache in lane.finished:
+                self._cache_prefix(tokens, cache)
+            lane.finished.clear()
         return events
 
     def _cache_prefix(self, tokens: list[int], cache: list) -> None:

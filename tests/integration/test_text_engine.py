@@ -1,5 +1,6 @@
-"""The text engine on a tiny model: a request alone decodes solo, and moving it into
-the batch when others arrive changes none of its tokens."""
+"""The text engine on a tiny model: a request alone decodes solo, moving it into the
+batch when others arrive changes none of its tokens, and neither do lanes stepped
+side by side on their own threads."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def request(i: int, max_tokens: int = 24, **sampling) -> messages.Generate:
 def run(engine: TextEngine, first: messages.Generate, *later: messages.Generate, join_at: int = 0) -> dict:
     """Tokens by request id; ``later`` requests are inserted after ``join_at`` steps of ``first``."""
     ids = {engine.insert(engine.prepare(first)).uid: first.id}
-    solo = engine.solo is not None
+    solo = engine.lanes[0].solo is not None
     tokens: dict[str, list[int]] = {}
     steps = 0
     while ids or later:
@@ -39,7 +40,7 @@ def run(engine: TextEngine, first: messages.Generate, *later: messages.Generate,
                 del ids[uid]
         steps += 1
     assert solo, "an idle engine runs its first request solo"
-    assert engine.solo is None and not engine.batch_uids
+    assert not any(engine.lanes) and not engine.lane_of
     return tokens
 
 
@@ -63,7 +64,7 @@ def test_a_solo_request_that_is_removed_leaves_the_engine_idle(engine):
     engine.step()
     engine.step()
     engine.remove(uid)
-    assert engine.solo is None
+    assert engine.lanes[0].solo is None
     assert run(engine, request(5)) == run(engine, request(5))
 
 
@@ -84,7 +85,34 @@ def test_hand_over_during_a_chunked_prefill_keeps_every_token(engine, monkeypatc
     monkeypatch.setattr(text, "PREFILL_STEP", 4)  # the first prompt's prefill takes several steps
     first = engine.insert(engine.prepare(request(9)))
     engine.step()
-    assert len(engine.solo.todo) > 1  # still prefilling after a step
+    assert len(engine.lanes[0].solo.todo) > 1  # still prefilling after a step
     engine.remove(first.uid)
     together = run(engine, request(7), request(8), join_at=2)
     assert together == alone
+
+
+@pytest.fixture(scope="module")
+def two_lanes(models) -> TextEngine:
+    return TextEngine(str(models / "text"), max_batch=8, prefix_cache_bytes=64 << 20, lanes=2)
+
+
+def test_requests_spread_over_lanes_keep_every_token(engine, two_lanes):
+    batch = [request(10 + i, max_tokens=16 + i) for i in range(5)]
+    alone: dict = {}
+    for r in batch:
+        alone |= run(engine, r)
+    together = run(two_lanes, batch[0], *batch[1:], join_at=2)
+    assert together == alone
+    assert two_lanes.prefix_cache.nbytes > 0  # sequences finished on either lane fed the cache
+
+
+def test_two_requests_on_two_lanes_each_decode_solo(two_lanes):
+    first = two_lanes.insert(two_lanes.prepare(request(20)))
+    second = two_lanes.insert(two_lanes.prepare(request(21)))
+    assert [lane.solo.uid for lane in two_lanes.lanes] == [first.uid, second.uid]
+    two_lanes.step()
+    two_lanes.remove(second.uid)
+    assert two_lanes.lanes[1].solo is None
+    while not any(uid == first.uid and reason for uid, _, reason in two_lanes.step()):
+        pass
+    assert not any(two_lanes.lanes)

@@ -1,0 +1,115 @@
+"""Profile the vision engine's image path in process, without HTTP: where a request's time goes.
+
+Each of a few random images is asked the same questions in turn, the way an OCR
+pipeline asks one page several things, and each request's time is split into
+image preprocessing, the encoder, the merged embeddings, the insert into the batch
+and the steps to its first token. A second round asks everything again: a phase
+that is slow only the first time a prompt length is seen is kernel compilation.
+
+    python bench/vision_profile.py --model DIR/vision [--side 448] [--images 3]
+
+Runs under a CUDA worker's memory and cache limits and warm-up, like a worker;
+``--clear-cache`` lets mlx-vlm empty mlx's buffer cache as it does on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+QUESTIONS = ["What is in this image?", "Describe the colours.", "Is there any text?", "Count the objects."]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--side", type=int, default=448)
+    parser.add_argument("--images", type=int, default=3)
+    parser.add_argument("--prefix-cache-bytes", type=int, default=1 << 30)
+    parser.add_argument("--clear-cache", action="store_true", help="let mlx-vlm empty the buffer cache as it likes")
+    args = parser.parse_args()
+
+    import mlx.core as mx
+    import numpy as np
+    from PIL import Image
+
+    from mmserve.engines import messages, vision
+    from mmserve.engines.worker import _backend, _batch_sizes, keep_freed_buffers
+
+    if _backend() == "cuda":
+        limit = mx.device_info()["total_memory"] // 2
+        mx.set_memory_limit(limit)
+        mx.set_cache_limit(limit)
+
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name, fn):
+        def wrapper(*a, **kw):
+            started = time.perf_counter()
+            out = fn(*a, **kw)
+            if isinstance(out, mx.array):
+                mx.eval(out)
+            spent[name] += time.perf_counter() - started
+            return out
+
+        return wrapper
+
+    vision.prepare_inputs = timed("preprocess", vision.prepare_inputs)
+    engine = vision.VisionEngine(args.model, max_batch=16, prefix_cache_bytes=args.prefix_cache_bytes)
+    engine.model.get_input_embeddings = timed("embeddings", engine.model.get_input_embeddings)
+    tower = type(engine.model.vision_tower)
+    tower.__call__ = timed("encoder", tower.__call__)
+    if _backend() != "cpu":
+        engine.warm_up(_batch_sizes(16))
+    engine.features.clear()
+    if not args.clear_cache:
+        keep_freed_buffers()
+
+    rng = np.random.default_rng(0)
+    images = [
+        messages.ImageData(
+            args.side, args.side, rng.integers(0, 256, (args.side, args.side, 3), dtype=np.uint8).tobytes(), f"p{k}"
+        )
+        for k in range(args.images)
+    ]
+    print(f"backend {_backend()}, {args.side}x{args.side} images; times in ms")
+    for round_ in (1, 2):
+        for k, image in enumerate(images):
+            for question in QUESTIONS:
+                spent.clear()
+                content = [{"type": "image"}, {"type": "text", "text": question}]
+                request = messages.Generate(
+                    id=question,
+                    messages=[{"role": "user", "content": content}],
+                    images=[image],
+                    max_tokens=4,
+                    sampling=messages.Sampling(temperature=0),
+                )
+                t0 = time.perf_counter()
+                prepared = engine.prepare(request)
+                t1 = time.perf_counter()
+                admitted = engine.insert(prepared)
+                t2 = time.perf_counter()
+                steps = 1
+                while not any(uid == admitted.uid for uid, _, _ in engine.step()):
+                    steps += 1
+                t3 = time.perf_counter()
+                while not any(uid == admitted.uid and reason for uid, _, reason in engine.step()):
+                    pass
+                phases = " ".join(f"{name} {1000 * s:.1f}" for name, s in spent.items())
+                print(
+                    f"round {round_} image {k} prepare {1000 * (t1 - t0):7.1f} [{phases}] "
+                    f"insert {1000 * (t2 - t1):5.1f} first token {1000 * (t3 - t2):6.1f} ({steps} steps) "
+                    f"cached {admitted.cached_tokens}/{admitted.prompt_tokens}",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
