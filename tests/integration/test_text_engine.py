@@ -97,7 +97,7 @@ def two_lanes(models) -> TextEngine:
 
 
 def test_requests_spread_over_lanes_keep_every_token(engine, two_lanes):
-    batch = [request(10 + i, max_tokens=16 + i) for i in range(5)]
+    batch = [request(10 + i, max_tokens=16 + i) for i in range(6)]  # four to a lane: both lanes fill
     alone: dict = {}
     for r in batch:
         alone |= run(engine, r)
@@ -106,13 +106,13 @@ def test_requests_spread_over_lanes_keep_every_token(engine, two_lanes):
     assert two_lanes.prefix_cache.nbytes > 0  # sequences finished on either lane fed the cache
 
 
-def test_two_requests_on_two_lanes_each_decode_solo(two_lanes):
-    first = two_lanes.insert(two_lanes.prepare(request(20)))
-    second = two_lanes.insert(two_lanes.prepare(request(21)))
-    assert [lane.solo.uid for lane in two_lanes.lanes] == [first.uid, second.uid]
+def test_a_second_lane_opens_when_the_first_is_full(two_lanes):
+    uids = [two_lanes.insert(two_lanes.prepare(request(20 + i))).uid for i in range(5)]
+    assert [len(lane) for lane in two_lanes.lanes] == [4, 1]
+    assert two_lanes.lanes[1].solo.uid == uids[4]
     two_lanes.step()
-    two_lanes.remove(second.uid)
-    assert two_lanes.lanes[1].solo is None
-    while not any(uid == first.uid and reason for uid, _, reason in two_lanes.step()):
-        pass
-    assert not any(two_lanes.lanes)
+    two_lanes.remove(uids[4])
+    assert not two_lanes.lanes[1]
+    for uid in uids[:4]:
+        two_lanes.remove(uid)
+    assert not any(two_lanes.lanes) and not two_lanes.lane_of
