@@ -8,8 +8,7 @@ that is slow only the first time a prompt length is seen is kernel compilation.
 
     python bench/vision_profile.py --model DIR/vision [--side 448] [--images 3]
 
-Runs under a CUDA worker's memory and cache limits and warm-up, like a worker;
-``--clear-cache`` lets mlx-vlm empty mlx's buffer cache as it does on its own.
+Runs under a worker's memory and cache limits, with its warm-up on GPU backends.
 """
 
 from __future__ import annotations
@@ -31,20 +30,15 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=448)
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--prefix-cache-bytes", type=int, default=1 << 30)
-    parser.add_argument("--clear-cache", action="store_true", help="let mlx-vlm empty the buffer cache as it likes")
     args = parser.parse_args()
 
     import mlx.core as mx
     import numpy as np
-    from PIL import Image
 
     from mmserve.engines import messages, vision
-    from mmserve.engines.worker import _backend, _batch_sizes, keep_freed_buffers
+    from mmserve.engines.worker import _backend, _batch_sizes, set_memory_limits
 
-    if _backend() == "cuda":
-        limit = mx.device_info()["total_memory"] // 2
-        mx.set_memory_limit(limit)
-        mx.set_cache_limit(limit)
+    set_memory_limits(_backend(), 0)
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -67,8 +61,6 @@ def main() -> int:
     if _backend() != "cpu":
         engine.warm_up(_batch_sizes(16))
     engine.features.clear()
-    if not args.clear_cache:
-        keep_freed_buffers()
 
     rng = np.random.default_rng(0)
     images = [

@@ -255,6 +255,25 @@ def _batch_sizes(max_batch: int) -> list[int]:
     return sizes if sizes[-1] == max_batch else [*sizes, max_batch]
 
 
+def set_memory_limits(backend: str, memory_limit: int) -> int:
+    """Set mlx's memory and cache limits for a worker; returns the memory limit (0: mlx's default)."""
+    import mlx.core as mx
+
+    if backend == "cuda":
+        # mlx's CUDA allocator uses managed memory for part of its buffers: never drive it near the card's size.
+        memory_limit = min(memory_limit or 1 << 62, mx.device_info()["total_memory"] // 2)
+    if memory_limit:
+        mx.set_memory_limit(memory_limit)
+        if backend == "cuda":
+            # Freeing a CUDA buffer synchronises the device: keep freed buffers for reuse up to
+            # the limit (a 1 GiB cache cost a third of the throughput at 8 clients on an H100).
+            mx.set_cache_limit(memory_limit)
+        else:
+            # Freed buffers above this are returned to the system instead of being kept for reuse.
+            mx.set_cache_limit(min(max(memory_limit // 16, 64 << 20), 1 << 30))
+    return memory_limit
+
+
 def _own_stream() -> None:
     """Give a preparer thread its own mlx stream, so its work runs beside the decode loop's."""
     import mlx.core as mx
@@ -291,19 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         import mlx.core as mx
 
         backend = _backend()
-        memory_limit = args.memory_limit
-        if backend == "cuda":
-            # mlx's CUDA allocator uses managed memory for part of its buffers: never drive it near the card's size.
-            memory_limit = min(memory_limit or 1 << 62, mx.device_info()["total_memory"] // 2)
-        if memory_limit:
-            mx.set_memory_limit(memory_limit)
-            if backend == "cuda":
-                # Freeing a CUDA buffer synchronises the device: keep freed buffers for reuse up to
-                # the limit (a 1 GiB cache cost a third of the throughput at 8 clients on an H100).
-                mx.set_cache_limit(memory_limit)
-            else:
-                # Freed buffers above this are returned to the system instead of being kept for reuse.
-                mx.set_cache_limit(min(max(memory_limit // 16, 64 << 20), 1 << 30))
+        memory_limit = set_memory_limits(backend, args.memory_limit)
         if args.engine == "text":
             from .text import TextEngine
 
