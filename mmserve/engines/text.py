@@ -221,9 +221,7 @@ class Lane:
 class TextEngine:
     kind = "text"
 
-    def __init__(
-        self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1
-    ) -> None:
+    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1) -> None:
         self.model, self.tokenizer = load(path)
         self.max_batch = max_batch
         self.memory_limit = 0
