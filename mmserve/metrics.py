@@ -11,8 +11,9 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["PHASES", "Metrics"]
 
+PHASES = ("intake", "queue", "prepare", "admit", "prefill", "decode")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -44,6 +45,14 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.phases = Histogram(
+            "mmserve_request_phase_seconds",
+            "Where a request's time went: intake (images, token count, memory plan), and in the "
+            "worker queue, prepare (templating, image preprocessing, encoder), admit, prefill, decode",
+            ["route", "phase"],
+            buckets=(0.001, 0.0025, 0.005, *_LATENCY_BUCKETS),
+            registry=r,
+        )
         self.queue_depth = Gauge("mmserve_queue_depth", "Requests admitted but not yet running", ["engine"], registry=r)
         self.batch_size = Gauge("mmserve_batch_size", "Sequences in the engine's running batch", ["engine"], registry=r)
         self.restarts = Gauge(
@@ -72,6 +81,9 @@ class Metrics:
             self.ttft.labels(route).observe(fields["ttft_ms"] / 1000)
         if "total_ms" in fields:
             self.latency.labels(route).observe(fields["total_ms"] / 1000)
+        for phase in PHASES:
+            if f"{phase}_ms" in fields:
+                self.phases.labels(route, phase).observe(fields[f"{phase}_ms"] / 1000)
 
     async def render(self, service) -> bytes:
         """Refresh the engine and guard gauges, then render the text exposition format."""

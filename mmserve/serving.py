@@ -49,6 +49,7 @@ class ChatService:
         return [Route(kind, engine.name, engine.spec.path) for kind, engine in self.engines.items()]
 
     async def prepare(self, job: Job, log: dict) -> Prepared:
+        started = time.monotonic()
         engine = self.engines[job.route.kind]
         log.update(route=job.route.kind, model=engine.name, images=len(job.images))
         if not engine.is_ready:
@@ -61,7 +62,8 @@ class ChatService:
         except BaseException:
             engine.leave()
             raise
-        log.update(resized=planned.report.get("resized_count", 0))
+        # Images fetched and decoded, tokens counted, the plan made and its memory granted.
+        log.update(resized=planned.report.get("resized_count", 0), intake_ms=_ms(time.monotonic() - started))
         generate = messages.Generate(
             id="",
             messages=job.messages,
@@ -99,17 +101,22 @@ class ChatService:
                     raise InternalError(
                         "the request took longer than the server's request timeout", code="timeout"
                     ) from None
-                if "ttft_ms" not in log:
-                    log["ttft_ms"] = round((time.monotonic() - started) * 1000, 1)
+                if "ttft_ms" not in log:  # from the request's arrival
+                    log["ttft_ms"] = round(log.get("intake_ms", 0) + _ms(time.monotonic() - started), 1)
                 if isinstance(event, messages.Finished):
                     log.update(
                         prompt_tokens=event.prompt_tokens,
                         completion_tokens=event.completion_tokens,
                         cached_tokens=event.cached_tokens,
+                        **event.timings,
                     )
                 yield event
         finally:
             await stream.aclose()
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 def _with_id(generate: messages.Generate, request_id: str) -> messages.Generate:

@@ -139,6 +139,10 @@ class Finished(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     completion_tokens: int
     text: str = ""  # text held back for a stop-sequence check, released at the end
     cached_tokens: int = 0
+    # Where the request's time went in the worker, in ms: queue (waiting for a preparer),
+    # prepare (templating, images, encoder), admit (waiting to join the batch), prefill
+    # (joining to the first token), decode (the first token to the end).
+    timings: dict[str, float] = {}
 
 
 class Failed(msgspec.Struct, tag=True, frozen=True, kw_only=True):

@@ -20,6 +20,7 @@ import queue
 import signal
 import socket
 import sys
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class _Prepared:
 
     request: messages.Generate
     result: object  # the engine's prepared input, or the exception preparing raised
+    received: float = 0.0  # time.monotonic() when the worker got the request
+    started: float = 0.0  # ... when a preparer thread took it up
+    done: float = 0.0  # ... when preparing ended
 
 
 @dataclass
@@ -82,7 +86,9 @@ class Running:
     assembler: TextAssembler
     completion_tokens: int = 0
     cached_tokens: int = 0
-    extra: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for Finished
+    admitted: float = 0.0
+    first_token: float = 0.0
 
 
 def _backend() -> str:
@@ -154,7 +160,7 @@ class Worker:
     def _handle(self, message) -> None:
         if isinstance(message, messages.Generate):
             self.preparing.add(message.id)
-            self.pool.submit(self._prepare, message)
+            self.pool.submit(self._prepare, message, time.monotonic())
         elif isinstance(message, _Prepared):
             self._admit(message)
         elif isinstance(message, messages.Cancel):
@@ -170,13 +176,14 @@ class Worker:
         elif isinstance(message, messages.Shutdown):
             self.closing = True
 
-    def _prepare(self, request: messages.Generate) -> None:
+    def _prepare(self, request: messages.Generate, received: float) -> None:
         """On a preparer thread: the engine's per-request work, handed back to the loop."""
+        started = time.monotonic()
         try:
             result = self.engine.prepare(request)
         except Exception as exc:
             result = exc
-        self.channel.inbox.put(_Prepared(request, result))
+        self.channel.inbox.put(_Prepared(request, result, received, started, time.monotonic()))
 
     def _admit(self, prepared: _Prepared) -> None:
         request = prepared.request
@@ -197,7 +204,14 @@ class Worker:
             prompt_tokens=admitted.prompt_tokens,
             cached_tokens=admitted.cached_tokens,
             assembler=TextAssembler(self.engine.detokenizer(), list(request.stop)),
+            admitted=time.monotonic(),
         )
+        if prepared.received:
+            run.timings = {
+                "queue_ms": _ms(prepared.started - prepared.received),  # waiting for a preparer thread
+                "prepare_ms": _ms(prepared.done - prepared.started),  # templating, images, encoder
+                "admit_ms": _ms(run.admitted - prepared.done),  # waiting for the loop to take it in
+            }
         self.running[run.uid] = run
         self.by_id[run.id] = run.uid
 
@@ -216,6 +230,8 @@ class Worker:
             run = self.running.get(uid)
             if run is None:
                 continue
+            if not run.first_token:
+                run.first_token = time.monotonic()
             if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
                 run.completion_tokens += 1
                 text = run.assembler.add(token)
@@ -230,6 +246,9 @@ class Worker:
 
     def _finish(self, run: Running, reason: str) -> None:
         tail = run.assembler.finish() if reason != "cancelled" else ""
+        if run.first_token:
+            run.timings["prefill_ms"] = _ms(run.first_token - run.admitted)  # admitted to the first token
+            run.timings["decode_ms"] = _ms(time.monotonic() - run.first_token)
         self.channel.send(
             messages.Finished(
                 id=run.id,
@@ -238,6 +257,7 @@ class Worker:
                 completion_tokens=run.completion_tokens,
                 text=tail,
                 cached_tokens=run.cached_tokens,
+                timings=run.timings,
             )
         )
         self._forget(run)
@@ -279,6 +299,10 @@ def _own_stream() -> None:
     import mlx.core as mx
 
     mx.set_default_stream(mx.new_stream(mx.default_device()))
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 def _short(exc: BaseException) -> str:

@@ -226,6 +226,7 @@ def test_metrics_exposes_requests_tokens_guard_and_memory(client, server):
         "mmserve_completion_tokens_total",
         "mmserve_time_to_first_token_seconds_bucket",
         "mmserve_request_duration_seconds_count",
+        'mmserve_request_phase_seconds_count{phase="prefill",route="text"}',
         'mmserve_guard_decisions{decision="resized"}',
         'mmserve_worker_memory_bytes{engine="vision",kind="peak"}',
         'mmserve_queue_depth{engine="text"}',
@@ -255,4 +256,10 @@ def test_one_canonical_log_line_per_request_without_payloads(client, server):
     for field in ("route", "model", "images", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms", "status"):
         assert field in line, field
     assert line["route"] == "vision" and line["images"] == 1 and line["status"] == 200
+    # Where the time went, from arrival: intake, then the worker's phases, add up to no more than the whole.
+    phases = ("intake_ms", "queue_ms", "prepare_ms", "admit_ms", "prefill_ms", "decode_ms")
+    assert all(line[phase] >= 0 for phase in phases)
+    assert line["prepare_ms"] > 0 and line["prefill_ms"] > 0
+    assert sum(line[phase] for phase in phases) <= line["total_ms"]
+    assert line["intake_ms"] <= line["ttft_ms"] <= line["total_ms"]
     assert uri[30:90] not in server.log()
