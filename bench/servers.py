@@ -46,8 +46,10 @@ class ServerSpec:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                # BENCH_MMSERVE_LOG_LEVEL=info logs one JSON line per request, with its phase timings.
                 "--log-level",
-                "warning",
+                os.environ.get("BENCH_MMSERVE_LOG_LEVEL", "warning"),
+                "--log-json",
             ]
             if "text" in models:
                 argv += ["--text-model", str(models["text"])]
