@@ -82,8 +82,14 @@ def _sampling_processor(sampler):
 class VisionEngine:
     kind = "vision"
 
-    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 0) -> None:
+    def __init__(
+        self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 0, image_prefix_reuse: bool = True
+    ) -> None:
         self.model, self.processor = load(path)
+        # Reusing cached KV that holds image tokens (``_BatchGenerator``). Where prefill is cheap
+        # and restoring mlx-vlm's KV blocks is not (measured on an H100: docs/performance.md),
+        # mlx-vlm's own rule applies: only text prefixes are reused.
+        self.image_prefix_reuse = image_prefix_reuse
         self.tokenizer = self.processor.tokenizer
         self.max_batch = max_batch
         self.memory_limit = 0
@@ -120,7 +126,8 @@ class VisionEngine:
         self.reset()
 
     def reset(self) -> None:
-        self.generator = _BatchGenerator(
+        generator = _BatchGenerator if self.image_prefix_reuse else BatchGenerator
+        self.generator = generator(
             self.model.language_model,
             self.processor,
             stop_tokens=sorted(self.eos_token_ids),
@@ -210,6 +217,8 @@ class VisionEngine:
             return 0
         blocks, cached = self.prefix_cache.lookup_prefix(tokens[:-1], extra_hash=prompt_kwargs["_apc_semantic_hash"])
         self.prefix_cache.release(blocks)
+        if cached and self.generator._apc_prefix_has_media_tokens(tokens, cached):
+            return 0  # the batch will not reuse it
         return cached
 
     @property

@@ -94,3 +94,21 @@ def test_a_page_asked_again_reuses_its_prefix_and_answers_as_without_the_cache(m
     again = warm.insert(warm.prepare(questions[1]))
     assert again.prompt_tokens > again.cached_tokens >= 64  # reported: the page's image tokens came from the cache
     warm.remove(again.uid)
+
+
+def test_without_image_prefix_reuse_a_page_is_prefilled_again_and_reported_so(models):
+    """The CUDA setting: cached KV holding image tokens is not reused, answers are the same, and
+    the usage report does not claim cached tokens the batch did not use."""
+    reusing = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20)
+    plain = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20, image_prefix_reuse=False)
+    page = big_image(1)
+    questions = [ask("What is the title?", page), ask("Who signed it?", page)]
+    assert generate(plain, *questions[:1]) | generate(plain, *questions[1:]) == generate(
+        reusing, *questions[:1]
+    ) | generate(reusing, *questions[1:])
+    prefilled = plain.generator._prompt_tokens_counter
+    generate(plain, questions[1])
+    assert plain.generator._prompt_tokens_counter - prefilled > 64  # the image's tokens ran again
+    again = plain.insert(plain.prepare(questions[0]))
+    assert again.cached_tokens == 0
+    plain.remove(again.uid)
