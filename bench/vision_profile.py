@@ -8,7 +8,9 @@ that is slow only the first time a prompt length is seen is kernel compilation.
 
     python bench/vision_profile.py --model DIR/vision [--side 448] [--images 3]
 
-Runs under a worker's memory and cache limits, with its warm-up on GPU backends.
+Runs under a worker's memory and cache limits, with its warm-up on GPU backends, and
+prepares each request on a preparer thread with its own mlx stream, as a worker does
+(``--same-thread``: on the loop's thread).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,13 +33,18 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=448)
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--prefix-cache-bytes", type=int, default=1 << 30)
+    parser.add_argument(
+        "--same-thread",
+        action="store_true",
+        help="prepare on the loop's thread, not on a preparer thread as a worker does",
+    )
     args = parser.parse_args()
 
     import mlx.core as mx
     import numpy as np
 
     from mmserve.engines import messages, vision
-    from mmserve.engines.worker import _backend, _batch_sizes, set_memory_limits
+    from mmserve.engines.worker import _backend, _batch_sizes, _own_stream, set_memory_limits
 
     set_memory_limits(_backend(), 0)
 
@@ -61,6 +69,7 @@ def main() -> int:
     if _backend() != "cpu":
         engine.warm_up(_batch_sizes(16))
     engine.features.clear()
+    preparer = None if args.same_thread else ThreadPoolExecutor(1, initializer=_own_stream)
 
     rng = np.random.default_rng(0)
     images = [
@@ -83,7 +92,7 @@ def main() -> int:
                     sampling=messages.Sampling(temperature=0),
                 )
                 t0 = time.perf_counter()
-                prepared = engine.prepare(request)
+                prepared = preparer.submit(engine.prepare, request).result() if preparer else engine.prepare(request)
                 t1 = time.perf_counter()
                 admitted = engine.insert(prepared)
                 t2 = time.perf_counter()

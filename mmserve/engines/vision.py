@@ -83,12 +83,19 @@ class VisionEngine:
     kind = "vision"
 
     def __init__(
-        self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 0, image_prefix_reuse: bool = True
+        self,
+        path: str,
+        *,
+        max_batch: int = 16,
+        prefix_cache_bytes: int = 0,
+        image_prefix_reuse: bool | None = None,
     ) -> None:
         self.model, self.processor = load(path)
-        # Reusing cached KV that holds image tokens (``_BatchGenerator``). Where prefill is cheap
-        # and restoring mlx-vlm's KV blocks is not (measured on an H100: docs/performance.md),
-        # mlx-vlm's own rule applies: only text prefixes are reused.
+        # Reusing cached KV that holds image tokens (``_BatchGenerator``); by default not on CUDA,
+        # where a page's prefill is faster than restoring mlx-vlm's KV blocks (measured on an
+        # H100: docs/performance.md), so mlx-vlm's own rule applies: only text prefixes are reused.
+        if image_prefix_reuse is None:
+            image_prefix_reuse = not (hasattr(mx, "cuda") and mx.cuda.is_available())
         self.image_prefix_reuse = image_prefix_reuse
         self.tokenizer = self.processor.tokenizer
         self.max_batch = max_batch

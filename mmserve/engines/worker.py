@@ -346,13 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .vision import VisionEngine
 
-            engine = VisionEngine(
-                args.model,
-                max_batch=args.max_batch,
-                prefix_cache_bytes=args.prefix_cache_bytes,
-                # On CUDA a page's prefill is faster than restoring its cached KV blocks.
-                image_prefix_reuse=backend != "cuda",
-            )
+            engine = VisionEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         engine.memory_limit = memory_limit
         if backend != "cpu":
             engine.warm_up(_batch_sizes(args.max_batch))
