@@ -11,9 +11,9 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["PHASES", "Metrics"]
+__all__ = ["Metrics"]
 
-PHASES = ("intake", "queue", "prepare", "admit", "prefill", "decode")
+_PHASES = ("intake", "queue", "prepare", "admit", "prefill", "decode")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -81,7 +81,7 @@ class Metrics:
             self.ttft.labels(route).observe(fields["ttft_ms"] / 1000)
         if "total_ms" in fields:
             self.latency.labels(route).observe(fields["total_ms"] / 1000)
-        for phase in PHASES:
+        for phase in _PHASES:
             if f"{phase}_ms" in fields:
                 self.phases.labels(route, phase).observe(fields[f"{phase}_ms"] / 1000)
 

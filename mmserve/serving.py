@@ -101,7 +101,7 @@ class ChatService:
                     raise InternalError(
                         "the request took longer than the server's request timeout", code="timeout"
                     ) from None
-                if "ttft_ms" not in log:  # from the request's arrival
+                if "ttft_ms" not in log:  # from the start of intake
                     log["ttft_ms"] = round(log.get("intake_ms", 0) + _ms(time.monotonic() - started), 1)
                 if isinstance(event, messages.Finished):
                     log.update(
