@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import guards
     from mmserve.engines import messages
+    from mmserve.engines.common import backend as current_backend
     from mmserve.engines.vision import VisionEngine
-    from mmserve.engines.worker import _backend
 
-    backend = _backend()
+    backend = current_backend()
     info = mx.device_info()
     total = info.get("total_memory") or info.get("memory_size") or guards.read_host_memory().total_bytes
     budget = guards.parse_budget(args.budget, total)

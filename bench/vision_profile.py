@@ -44,9 +44,10 @@ def main() -> int:
     import numpy as np
 
     from mmserve.engines import messages, vision
-    from mmserve.engines.worker import _backend, _batch_sizes, _own_stream, set_memory_limits
+    from mmserve.engines.common import backend
+    from mmserve.engines.worker import _batch_sizes, _own_stream, set_memory_limits
 
-    set_memory_limits(_backend(), 0)
+    set_memory_limits(backend(), 0)
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -66,7 +67,7 @@ def main() -> int:
     engine.model.get_input_embeddings = timed("embeddings", engine.model.get_input_embeddings)
     tower = type(engine.model.vision_tower)
     tower.__call__ = timed("encoder", tower.__call__)
-    if _backend() != "cpu":
+    if backend() != "cpu":
         engine.warm_up(_batch_sizes(16))
     engine.features.clear()
     preparer = None if args.same_thread else ThreadPoolExecutor(1, initializer=_own_stream)
@@ -78,7 +79,7 @@ def main() -> int:
         )
         for k in range(args.images)
     ]
-    print(f"backend {_backend()}, {args.side}x{args.side} images; times in ms")
+    print(f"backend {backend()}, {args.side}x{args.side} images; times in ms")
     for round_ in (1, 2):
         for k, image in enumerate(images):
             for question in QUESTIONS:

@@ -15,7 +15,25 @@ import guards
 
 from . import messages
 
-__all__ = ["Admitted", "kv_bytes_per_token", "make_logits", "make_sampler", "memory_stats", "warm_up", "weights_bytes"]
+__all__ = [
+    "Admitted",
+    "backend",
+    "kv_bytes_per_token",
+    "make_logits",
+    "make_sampler",
+    "memory_stats",
+    "warm_up",
+    "weights_bytes",
+]
+
+
+def backend() -> str:
+    """The mlx backend computing here: "metal", "cuda" or "cpu"."""
+    if mx.metal.is_available():
+        return "metal"
+    if hasattr(mx, "cuda") and mx.cuda.is_available():
+        return "cuda"
+    return "cpu"
 
 
 @dataclass(frozen=True)

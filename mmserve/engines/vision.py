@@ -26,7 +26,7 @@ from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 from PIL import Image
 
 from . import messages
-from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
+from .common import Admitted, backend, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
 __all__ = ["VisionEngine"]
 
@@ -95,7 +95,7 @@ class VisionEngine:
         # where a page's prefill is faster than restoring mlx-vlm's KV blocks (measured on an
         # H100: docs/performance.md), so mlx-vlm's own rule applies: only text prefixes are reused.
         if image_prefix_reuse is None:
-            image_prefix_reuse = not (hasattr(mx, "cuda") and mx.cuda.is_available())
+            image_prefix_reuse = backend() != "cuda"
         self.image_prefix_reuse = image_prefix_reuse
         self.tokenizer = self.processor.tokenizer
         self.max_batch = max_batch
@@ -277,8 +277,7 @@ class VisionEngine:
     def _measure(self, width: int, height: int) -> tuple[int, int]:
         """(patches, extra peak bytes) of embedding one random image of this size, as a request does:
         pixel values, the encoder, and the merged input embeddings."""
-        pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-        image = messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), f"calibration-{width}x{height}")
+        image = _noise_image(width, height, f"calibration-{width}x{height}")
         request = messages.Generate(
             id="calibration", messages=[{"role": "user", "content": [{"type": "image"}]}], images=[image], max_tokens=1
         )
@@ -320,8 +319,7 @@ class VisionEngine:
         """Run bursts of short requests, and one image request, so the first real ones do not pay
         for kernel compilation (an image's first prefill took seconds on CUDA)."""
         warm_up(self, batch_sizes)
-        pixels = np.random.default_rng(0).integers(0, 256, size=(image_side, image_side, 3), dtype=np.uint8)
-        image = messages.ImageData(image_side, image_side, Image.fromarray(pixels).tobytes(), "warm-up")
+        image = _noise_image(image_side, image_side, "warm-up")
         content = [{"type": "image"}, {"type": "text", "text": "warm up"}]
         request = messages.Generate(
             id="warm-up", messages=[{"role": "user", "content": content}], images=[image], max_tokens=3
@@ -331,6 +329,12 @@ class VisionEngine:
         uid = self.insert(prepared).uid
         while not any(u == uid and reason is not None for u, _, reason in self.step()):
             pass
+
+
+def _noise_image(width: int, height: int, name: str) -> messages.ImageData:
+    """A random RGB image, the same for the same size: calibration and warm-up inputs."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return messages.ImageData(width, height, pixels.tobytes(), name)
 
 
 def _pixels(image_processor, name: str, size_key: str) -> int:

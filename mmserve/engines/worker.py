@@ -91,16 +91,6 @@ class Running:
     first_token: float = 0.0
 
 
-def _backend() -> str:
-    import mlx.core as mx
-
-    if mx.metal.is_available():
-        return "metal"
-    if hasattr(mx, "cuda") and mx.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
 class Worker:
     """The generation loop: admit new requests between decode steps, stream tokens out."""
 
@@ -333,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import mlx.core as mx
 
-        backend = _backend()
+        from .common import backend as current_backend
+
+        backend = current_backend()
         memory_limit = set_memory_limits(backend, args.memory_limit)
         if args.engine == "text":
             from .text import TextEngine
