@@ -20,6 +20,7 @@ import numpy as np
 from mlx_vlm import load
 from mlx_vlm.apc import APCManager, semantic_extra_hash
 from mlx_vlm.generate import BatchGenerator
+from mlx_vlm.models.rope_utils import MRoPERotaryEmbedding, apply_multimodal_rotary_pos_emb
 from mlx_vlm.prompt_utils import apply_chat_template
 from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
 from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
@@ -69,6 +70,63 @@ class _BatchGenerator(BatchGenerator):
         return True
 
 
+class _DecodeRoPE(MRoPERotaryEmbedding):
+    """Multimodal RoPE that rotates a decode step's single token with ``mx.fast.rope``.
+
+    A generated token is text, and a text token's temporal, height and width positions
+    are equal, so its multimodal rotation is the ordinary one at that position: one
+    kernel for queries and one for keys, where mlx-vlm's path off Metal builds cos and
+    sin and applies them with about a dozen small ops per layer (measured on an H100:
+    docs/performance.md). Longer inputs (prompts, with their image tokens) keep
+    mlx-vlm's path, with cos and sin computed once per forward pass as mlx-vlm does.
+    """
+
+    _pass: tuple | None = None  # (position_ids, cos, sin) of the current forward pass
+
+    def apply_rotary(self, q, k, position_ids, *, unsqueeze_dim: int = 1, cast_output: bool = True):
+        if q.shape[2] == 1 and unsqueeze_dim == 1:
+            positions = position_ids[0] if position_ids.ndim == 3 else position_ids
+            offset = positions[:, 0].astype(mx.int32)
+            return tuple(
+                mx.fast.rope(x, self.dim, traditional=False, base=self.base, scale=1.0, offset=offset) for x in (q, k)
+            )
+        if self._pass is None or self._pass[0] is not position_ids:  # each layer gets the same array
+            # Set past nn.Module's __setattr__, which would make the arrays parameters.
+            object.__setattr__(self, "_pass", (position_ids, *self(k, position_ids)))
+        _, cos, sin = self._pass
+        return apply_multimodal_rotary_pos_emb(
+            q,
+            k,
+            cos,
+            sin,
+            mrope_section=self.mrope_section,
+            unsqueeze_dim=unsqueeze_dim,
+            style=self.style,
+            cast_output=cast_output,
+        )
+
+
+def _fast_decode_rope(model: nn.Module) -> int:
+    """Give the language model's attention layers ``_DecodeRoPE``; how many were changed.
+
+    Only the chunked multimodal RoPE of Qwen2-VL and Qwen2.5-VL without attention scaling
+    qualifies, and not where mlx-vlm already fuses the rotation (Metal).
+    """
+    changed = 0
+    for layer in getattr(model.language_model.model, "layers", []):
+        rope = getattr(getattr(layer, "self_attn", None), "rotary_emb", None)
+        if (
+            isinstance(rope, MRoPERotaryEmbedding)
+            and rope.style == "chunked"
+            and rope.attention_scaling == 1.0
+            and not rope.fused_apply
+        ):
+            rope.__class__ = _DecodeRoPE
+            rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
+            changed += 1
+    return changed
+
+
 def _sampling_processor(sampler):
     def sample_row(tokens, logits):
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
@@ -91,6 +149,7 @@ class VisionEngine:
         image_prefix_reuse: bool | None = None,
     ) -> None:
         self.model, self.processor = load(path)
+        _fast_decode_rope(self.model)
         # Reusing cached KV that holds image tokens (``_BatchGenerator``); by default not on CUDA,
         # where a page's prefill is faster than restoring mlx-vlm's KV blocks (measured on an
         # H100: docs/performance.md), so mlx-vlm's own rule applies: only text prefixes are reused.

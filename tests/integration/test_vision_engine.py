@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
 import pytest
 from PIL import Image
 
 from mmserve.engines import messages
-from mmserve.engines.vision import VisionEngine
+from mmserve.engines.vision import VisionEngine, _DecodeRoPE
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,28 @@ def test_without_image_prefix_reuse_a_page_is_prefilled_again_and_reported_so(mo
     again = plain.insert(plain.prepare(questions[0]))
     assert again.cached_tokens == 0
     plain.remove(again.uid)
+
+
+def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
+    """Every attention layer uses ``_DecodeRoPE``; for one token per row at different positions
+    (a decode step) and for a prompt whose image tokens have distinct t/h/w positions, it rotates
+    as mlx-vlm's own multimodal RoPE."""
+    from mlx_vlm.models.qwen2_5_vl.language import Qwen2RotaryEmbedding
+
+    layers = engine.model.language_model.model.layers
+    assert all(type(layer.self_attn.rotary_emb) is _DecodeRoPE for layer in layers)
+    patched = layers[0].self_attn.rotary_emb
+    text = engine.model.config.text_config
+    reference = Qwen2RotaryEmbedding(patched.dim, base=text.rope_theta, rope_scaling=text.rope_scaling)
+    assert not reference.fused_apply  # the path mlx-vlm takes off Metal
+    heads, dim = 4, patched.dim
+
+    decode = mx.broadcast_to(mx.array([[7], [130]]), (3, 2, 1))  # two rows, one text token each
+    prompt = mx.array([[[0, 1, 2, 2, 2, 2, 5]], [[0, 1, 2, 2, 3, 3, 5]], [[0, 1, 2, 3, 2, 3, 5]]])
+    for positions in (decode, prompt):
+        batch, length = positions.shape[1:]
+        q = mx.random.normal((batch, heads, length, dim), key=mx.random.key(1))
+        k = mx.random.normal((batch, heads // 2, length, dim), key=mx.random.key(2))
+        for got, want in zip(patched.apply_rotary(q, k, positions), reference.apply_rotary(q, k, positions)):
+            assert got.shape == want.shape
+            assert mx.allclose(got, want, atol=1e-5).item()
