@@ -37,7 +37,7 @@ PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators us
 # On CUDA a prompt whose cached prefix is short is answered sooner by prefilling it whole: the
 # new (query, key) length pair of a prefill after a cached prefix costs more than the tokens
 # it saves (measured on an H100: docs/performance.md).
-CUDA_MIN_PREFIX_REUSE = 1024
+CUDA_MIN_PREFIX_REUSE = 512
 
 
 class Solo:
