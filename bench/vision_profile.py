@@ -34,6 +34,11 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--prefix-cache-bytes", type=int, default=1 << 30)
     parser.add_argument(
+        "--kv-reuse",
+        choices=["on", "off"],
+        help="reuse cached KV (mlx-vlm's prefix cache); default: the engine's for this backend (off on CUDA)",
+    )
+    parser.add_argument(
         "--same-thread",
         action="store_true",
         help="prepare on the loop's thread, not on a preparer thread as a worker does",
@@ -63,7 +68,10 @@ def main() -> int:
         return wrapper
 
     vision.prepare_inputs = timed("preprocess", vision.prepare_inputs)
-    engine = vision.VisionEngine(args.model, max_batch=16, prefix_cache_bytes=args.prefix_cache_bytes)
+    kv_reuse = None if args.kv_reuse is None else args.kv_reuse == "on"
+    engine = vision.VisionEngine(
+        args.model, max_batch=16, prefix_cache_bytes=args.prefix_cache_bytes, kv_reuse=kv_reuse
+    )
     engine.model.get_input_embeddings = timed("embeddings", engine.model.get_input_embeddings)
     tower = type(engine.model.vision_tower)
     tower.__call__ = timed("encoder", tower.__call__)

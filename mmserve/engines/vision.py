@@ -146,16 +146,15 @@ class VisionEngine:
         *,
         max_batch: int = 16,
         prefix_cache_bytes: int = 0,
-        image_prefix_reuse: bool | None = None,
+        kv_reuse: bool | None = None,
     ) -> None:
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
-        # Reusing cached KV that holds image tokens (``_BatchGenerator``); by default not on CUDA,
-        # where a page's prefill is faster than restoring mlx-vlm's KV blocks (measured on an
-        # H100: docs/performance.md), so mlx-vlm's own rule applies: only text prefixes are reused.
-        if image_prefix_reuse is None:
-            image_prefix_reuse = backend() != "cuda"
-        self.image_prefix_reuse = image_prefix_reuse
+        # Reusing cached KV (mlx-vlm's prefix cache); by default not on CUDA, where a prompt's
+        # prefill is faster than restoring mlx-vlm's KV blocks, with or without image tokens in
+        # them (measured on an H100: docs/performance.md). The feature cache is kept either way.
+        if kv_reuse is None:
+            kv_reuse = backend() != "cuda"
         self.tokenizer = self.processor.tokenizer
         self.max_batch = max_batch
         self.memory_limit = 0
@@ -187,13 +186,12 @@ class VisionEngine:
         self.feature_cache_bytes = prefix_cache_bytes // 4
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
-        kv_bytes = prefix_cache_bytes - self.feature_cache_bytes
+        kv_bytes = prefix_cache_bytes - self.feature_cache_bytes if kv_reuse else 0
         self.prefix_cache = APCManager(overrides={"memory_max_gb": kv_bytes / (1 << 30)}) if kv_bytes else None
         self.reset()
 
     def reset(self) -> None:
-        generator = _BatchGenerator if self.image_prefix_reuse else BatchGenerator
-        self.generator = generator(
+        self.generator = _BatchGenerator(
             self.model.language_model,
             self.processor,
             stop_tokens=sorted(self.eos_token_ids),
@@ -283,8 +281,6 @@ class VisionEngine:
             return 0
         blocks, cached = self.prefix_cache.lookup_prefix(tokens[:-1], extra_hash=prompt_kwargs["_apc_semantic_hash"])
         self.prefix_cache.release(blocks)
-        if cached and self.generator._apc_prefix_has_media_tokens(tokens, cached):
-            return 0  # the batch will not reuse it
         return cached
 
     @property

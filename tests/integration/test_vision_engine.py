@@ -97,16 +97,18 @@ def test_a_page_asked_again_reuses_its_prefix_and_answers_as_without_the_cache(m
     warm.remove(again.uid)
 
 
-def test_without_image_prefix_reuse_a_page_is_prefilled_again_and_reported_so(models):
-    """The CUDA setting: cached KV holding image tokens is not reused, answers are the same, and
-    the usage report does not claim cached tokens the batch did not use."""
+def test_without_kv_reuse_a_page_is_prefilled_again_and_reported_so(models):
+    """The CUDA setting: no cached KV is reused, answers are the same, the feature cache still
+    skips the encoder, and the usage report claims no cached tokens."""
     reusing = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20)
-    plain = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20, image_prefix_reuse=False)
+    plain = VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20, kv_reuse=False)
+    assert plain.prefix_cache is None and reusing.prefix_cache is not None
     page = big_image(1)
     questions = [ask("What is the title?", page), ask("Who signed it?", page)]
     assert generate(plain, *questions[:1]) | generate(plain, *questions[1:]) == generate(
         reusing, *questions[:1]
     ) | generate(reusing, *questions[1:])
+    assert plain.features  # the page's encoder output is kept
     prefilled = plain.generator._prompt_tokens_counter
     generate(plain, questions[1])
     assert plain.generator._prompt_tokens_counter - prefilled > 64  # the image's tokens ran again
