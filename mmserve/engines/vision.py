@@ -106,13 +106,12 @@ class _DecodeRoPE(MRoPERotaryEmbedding):
         )
 
 
-def _fast_decode_rope(model: nn.Module) -> int:
-    """Give the language model's attention layers ``_DecodeRoPE``; how many were changed.
+def _fast_decode_rope(model: nn.Module) -> None:
+    """Give the language model's attention layers ``_DecodeRoPE``.
 
     Only the chunked multimodal RoPE of Qwen2-VL and Qwen2.5-VL without attention scaling
     qualifies, and not where mlx-vlm already fuses the rotation (Metal).
     """
-    changed = 0
     for layer in getattr(model.language_model.model, "layers", []):
         rope = getattr(getattr(layer, "self_attn", None), "rotary_emb", None)
         if (
@@ -123,8 +122,6 @@ def _fast_decode_rope(model: nn.Module) -> int:
         ):
             rope.__class__ = _DecodeRoPE
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
-            changed += 1
-    return changed
 
 
 def _sampling_processor(sampler):
@@ -180,10 +177,10 @@ class VisionEngine:
         if mx.default_device().type == mx.DeviceType.cpu and isinstance(getattr(tower, "blocks", None), list):
             tower.blocks = [_Evaluated(block) for block in tower.blocks]
         # Encoder outputs by image content: the same image asked again skips the encoder.
-        # A quarter of the prefix-cache bytes; the rest holds KV blocks.
+        # A quarter of the prefix-cache bytes, the rest holding KV blocks; all of them without KV reuse.
         self.features: OrderedDict[tuple, mx.array] = OrderedDict()
         self.features_lock = threading.Lock()  # preparer threads share it
-        self.feature_cache_bytes = prefix_cache_bytes // 4
+        self.feature_cache_bytes = prefix_cache_bytes // 4 if kv_reuse else prefix_cache_bytes
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
         kv_bytes = prefix_cache_bytes - self.feature_cache_bytes if kv_reuse else 0
