@@ -83,6 +83,8 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     frequency_penalty: Penalty | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
+    logprobs: bool | None = None  # accepted when false; asking for them is refused below
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     user: str | None = None
 
 
@@ -99,7 +101,7 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     if not isinstance(raw, dict):
         raise InvalidRequestError("the request body must be a JSON object", code="invalid_json")
     try:
-        return msgspec.convert(raw, ChatCompletionRequest)
+        request = msgspec.convert(raw, ChatCompletionRequest)
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _PATH.search(message)
@@ -111,6 +113,11 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
         if param == "n":
             message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
+    # Refused rather than ignored: a client that asks for logprobs would otherwise get null.
+    for param in ("logprobs", "top_logprobs"):
+        if getattr(request, param):
+            raise InvalidRequestError(f"{param} are not supported", param=param, code="unsupported_parameter")
+    return request
 
 
 # --- responses ----------------------------------------------------------------

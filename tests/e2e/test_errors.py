@@ -59,6 +59,8 @@ def user(content) -> dict:
         ({**user("hi"), "stop": ["a"] * 40}, "stop"),
         ({**user("hi"), "stop": [""]}, "stop"),
         ({**user("hi"), "stream": "yes"}, "stream"),
+        ({**user("hi"), "logprobs": True}, "logprobs"),
+        ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
     ],
 )
 def test_malformed_request_is_400_naming_the_field(server, body, param):
@@ -68,6 +70,12 @@ def test_malformed_request_is_400_naming_the_field(server, body, param):
     error = envelope(response)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
+
+
+def test_asking_for_logprobs_is_refused_as_unsupported_and_false_is_accepted(server):
+    refused = envelope(post(server, {**user("hi"), "logprobs": True}))
+    assert refused["code"] == "unsupported_parameter"
+    assert post(server, {**user("hi"), "logprobs": False, "top_logprobs": 0}).status_code == 200
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b""])
