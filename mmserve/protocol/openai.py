@@ -83,8 +83,12 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     frequency_penalty: Penalty | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
-    logprobs: bool | None = None  # accepted when false; asking for them is refused below
+    # Features that are not served: accepted when empty or off, refused below when asked for.
+    logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    response_format: dict[str, Any] | None = None
     user: str | None = None
 
 
@@ -113,10 +117,14 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
         if param == "n":
             message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
-    # Refused rather than ignored: a client that asks for logprobs would otherwise get null.
-    for param in ("logprobs", "top_logprobs"):
+    # Refused rather than ignored: a client asking for these would otherwise get plain text or null.
+    for param in ("logprobs", "top_logprobs", "tools", "functions"):
         if getattr(request, param):
             raise InvalidRequestError(f"{param} are not supported", param=param, code="unsupported_parameter")
+    if request.response_format and request.response_format.get("type", "text") != "text":
+        raise InvalidRequestError(
+            "only response_format type text is supported", param="response_format.type", code="unsupported_parameter"
+        )
     return request
 
 

@@ -61,6 +61,8 @@ def user(content) -> dict:
         ({**user("hi"), "stream": "yes"}, "stream"),
         ({**user("hi"), "logprobs": True}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
+        ({**user("hi"), "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({**user("hi"), "response_format": {"type": "json_object"}}, "response_format.type"),
     ],
 )
 def test_malformed_request_is_400_naming_the_field(server, body, param):
@@ -72,10 +74,12 @@ def test_malformed_request_is_400_naming_the_field(server, body, param):
     assert error["param"] == param
 
 
-def test_asking_for_logprobs_is_refused_as_unsupported_and_false_is_accepted(server):
+def test_features_not_served_are_refused_when_asked_for_and_accepted_when_off(server):
+    """logprobs, tools and JSON mode are refused, not ignored; their empty or off forms pass."""
     refused = envelope(post(server, {**user("hi"), "logprobs": True}))
     assert refused["code"] == "unsupported_parameter"
-    assert post(server, {**user("hi"), "logprobs": False, "top_logprobs": 0}).status_code == 200
+    off = {"logprobs": False, "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
+    assert post(server, {**user("hi"), **off}).status_code == 200
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b""])
