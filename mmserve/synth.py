@@ -20,7 +20,9 @@ import functools
 import json
 import math
 import random
+import shutil
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -681,30 +683,42 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> 
 
     ``out_dir/text`` is a ``qwen2`` checkpoint for ``mlx_lm.load`` and
     ``out_dir/vision`` a ``qwen2_5_vl`` checkpoint for ``mlx_vlm.load``. The same
-    seed always produces byte-identical files.
+    seed always produces byte-identical files. Both are written in a staging
+    directory beside them and moved into place only once complete, so an interrupted
+    run leaves no half-written model (the demo reuses a model whose config exists).
     """
     plans = plan(profile)
     shapes = PROFILES[profile]
     out = Path(out_dir)
-    models = SynthModels(text=out / "text", vision=out / "vision")
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".synth-", dir=out))
+    try:
+        text, vision = staging / "text", staging / "vision"
+        text.mkdir()
+        _write_json(text / "config.json", plans["text"].config)
+        _write_tokenizer(text, _TEXT_CHAT_TEMPLATE, shapes.text.max_position_embeddings, {})
+        _write_weights(text, plans["text"], seed)
 
-    models.text.mkdir(parents=True, exist_ok=True)
-    _write_json(models.text / "config.json", plans["text"].config)
-    _write_tokenizer(models.text, _TEXT_CHAT_TEMPLATE, shapes.text.max_position_embeddings, {})
-    _write_weights(models.text, plans["text"], seed)
+        vision.mkdir()
+        _write_json(vision / "config.json", plans["vision"].config)
+        _write_tokenizer(
+            vision,
+            _VISION_CHAT_TEMPLATE,
+            shapes.vision_text.max_position_embeddings,
+            {"processor_class": "Qwen2_5_VLProcessor"},
+        )
+        _write_json(vision / "chat_template.json", {"chat_template": _VISION_CHAT_TEMPLATE})
+        _write_image_processor(vision, shapes.vision)
+        _write_weights(vision, plans["vision"], seed)
 
-    models.vision.mkdir(parents=True, exist_ok=True)
-    _write_json(models.vision / "config.json", plans["vision"].config)
-    _write_tokenizer(
-        models.vision,
-        _VISION_CHAT_TEMPLATE,
-        shapes.vision_text.max_position_embeddings,
-        {"processor_class": "Qwen2_5_VLProcessor"},
-    )
-    _write_json(models.vision / "chat_template.json", {"chat_template": _VISION_CHAT_TEMPLATE})
-    _write_image_processor(models.vision, shapes.vision)
-    _write_weights(models.vision, plans["vision"], seed)
-    return models
+        models = SynthModels(text=out / "text", vision=out / "vision")
+        for done, final in ((text, models.text), (vision, models.vision)):
+            if final.exists():
+                shutil.rmtree(final)
+            done.rename(final)
+        return models
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

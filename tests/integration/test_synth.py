@@ -64,6 +64,23 @@ def _greedy_text(text_model, prompt: str, max_tokens: int = 16) -> list[int]:
     return [r.token for r in stream_generate(model, tokenizer, chat, max_tokens=max_tokens, sampler=sampler)]
 
 
+def test_an_interrupted_synthesis_leaves_no_half_written_model(tmp_path, monkeypatch):
+    """The demo reuses any model whose config exists: a run that fails midway must publish none."""
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(synth, "_write_image_processor", fail)
+    with pytest.raises(OSError):
+        synth.synthesize(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    synth.synthesize(tmp_path)
+    models = synth.synthesize(tmp_path)  # over an existing pair
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text", "vision"]
+    assert (models.text / "config.json").exists() and (models.vision / "preprocessor_config.json").exists()
+
+
 def test_text_model_loads_with_mlx_lm(text_model):
     """The text directory loads with mlx_lm.load as a qwen2 model with the Qwen tokenizer."""
     model, tokenizer = text_model
