@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--prefix-cache-bytes", type=int, default=0)
     parser.add_argument(
+        "--min-prefix-reuse", type=int, default=0, help="text: cached tokens worth reusing (0: default)"
+    )
+    parser.add_argument(
         "--preparers", type=int, default=0, help="threads preparing requests (0: 2 for vision, 1 for text)"
     )
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
@@ -333,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             # On mlx's CPU backend each op runs on one core: a lane of the batch per core.
             lanes = min(os.cpu_count() or 1, 4) if backend == "cpu" else 1
             engine = TextEngine(
-                args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes, lanes=lanes
+                args.model,
+                max_batch=args.max_batch,
+                prefix_cache_bytes=args.prefix_cache_bytes,
+                lanes=lanes,
+                min_prefix_reuse=args.min_prefix_reuse or None,
             )
         else:
             from .vision import VisionEngine
