@@ -180,10 +180,10 @@ class VisionEngine:
         # A quarter of the prefix-cache bytes, the rest holding KV blocks; all of them without KV reuse.
         self.features: OrderedDict[tuple, mx.array] = OrderedDict()
         self.features_lock = threading.Lock()  # preparer threads share it
-        self.feature_cache_bytes = prefix_cache_bytes // 4 if kv_reuse else prefix_cache_bytes
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
-        kv_bytes = prefix_cache_bytes - self.feature_cache_bytes if kv_reuse else 0
+        kv_bytes = prefix_cache_bytes - prefix_cache_bytes // 4 if kv_reuse else 0
+        self.feature_cache_bytes = prefix_cache_bytes - kv_bytes
         self.prefix_cache = APCManager(overrides={"memory_max_gb": kv_bytes / (1 << 30)}) if kv_bytes else None
         self.reset()
 
