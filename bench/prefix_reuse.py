@@ -38,16 +38,13 @@ def ttft_ms(engine, system: str, seed: str) -> tuple[float, int]:
 
 
 def main(argv: list[str]) -> int:
-    import mlx.core as mx
-
     from mmserve.engines.common import backend
     from mmserve.engines.text import TextEngine
+    from mmserve.engines.worker import set_memory_limits
 
     path = argv[0]
     sizes = [int(x) for x in argv[1].split(",")] if len(argv) > 1 else [64, 256, 512, 1024, 2048, 4096]
-    if backend() == "cuda":  # the worker's limits: never near the card's memory
-        mx.set_memory_limit(30 << 30)
-        mx.set_cache_limit(30 << 30)
+    set_memory_limits(backend(), 0)  # a worker's limits: on CUDA, half the card
     engines = {
         "reuse": TextEngine(path, prefix_cache_bytes=1 << 30, min_prefix_reuse=1),
         "whole": TextEngine(path, prefix_cache_bytes=0),
