@@ -39,6 +39,12 @@ def main() -> int:
         help="reuse cached KV (mlx-vlm's prefix cache); default: the engine's for this backend (off on CUDA)",
     )
     parser.add_argument(
+        "--attention",
+        choices=["plain", "fused"],
+        default="plain",
+        help="prompt attention on CUDA: plain ops as a worker runs it, or mlx's fused (cuDNN) kernel",
+    )
+    parser.add_argument(
         "--same-thread",
         action="store_true",
         help="prepare on the loop's thread, not on a preparer thread as a worker does",
@@ -49,10 +55,13 @@ def main() -> int:
     import numpy as np
 
     from mmserve.engines import messages, vision
+    from mmserve.engines.attention import use_plain_prompt_attention
     from mmserve.engines.common import backend
     from mmserve.engines.worker import _batch_sizes, _own_stream, set_memory_limits
 
     set_memory_limits(backend(), 0)
+    if backend() == "cuda" and args.attention == "plain":
+        use_plain_prompt_attention()
 
     spent: dict[str, float] = defaultdict(float)
 

@@ -154,7 +154,6 @@ def create_app(settings: Settings) -> Litestar:
                 memory_limit=guard.budget_bytes,
                 max_batch=settings.max_batch_size,
                 prefix_cache_bytes=guard.prefix_cache_bytes,
-                min_prefix_reuse=settings.min_prefix_reuse or 0,
                 calibrate_side=guard.max_image_side if kind == "vision" and settings.calibrate else 0,
                 queue_size=settings.queue_size,
             )

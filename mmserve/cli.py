@@ -39,7 +39,6 @@ def _serve_parser(sub) -> None:
     p.add_argument("--no-remote-images", action="store_true", default=None, help="refuse http(s) image URLs")
     p.add_argument("--queue-size", type=int)
     p.add_argument("--max-batch-size", type=int)
-    p.add_argument("--min-prefix-reuse", type=int, help="cached prompt tokens worth reusing (default 512 on CUDA)")
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float)
     p.add_argument("--max-body-bytes", type=int)
     p.add_argument("--memory-wait", dest="memory_wait_s", type=float, help="seconds a request may queue for memory")

@@ -48,7 +48,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Engines.
     queue_size: int = 64  # requests waiting per engine before 503
     max_batch_size: int = 32  # sequences decoded together; the guard still reserves each one's KV
-    min_prefix_reuse: int | None = None  # cached tokens worth reusing (None: 512 on CUDA, any elsewhere)
     request_timeout_s: float = 600.0
     calibrate: bool = True
 
@@ -70,8 +69,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         for name in ("max_body_bytes", "queue_size", "max_batch_size", "max_images", "default_max_tokens"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
-        if self.min_prefix_reuse is not None and self.min_prefix_reuse < 1:
-            raise SettingsError("min_prefix_reuse must be at least 1")
         if self.min_image_side < 28:
             raise SettingsError("min_image_side must be at least 28")
 

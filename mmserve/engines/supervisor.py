@@ -35,7 +35,6 @@ class WorkerSpec:
     max_batch: int = 16
     calibrate_side: int = 0
     prefix_cache_bytes: int = 0
-    min_prefix_reuse: int = 0  # 0: the engine's default
     queue_size: int = 64
 
 
@@ -130,7 +129,6 @@ class EngineClient:
             "--engine", spec.engine, "--model", spec.path, "--name", spec.name,
             "--fd", str(child.fileno()), "--memory-limit", str(spec.memory_limit),
             "--max-batch", str(spec.max_batch), "--prefix-cache-bytes", str(spec.prefix_cache_bytes),
-            "--min-prefix-reuse", str(spec.min_prefix_reuse),
             # A restarted worker keeps the first calibration: the model did not change.
             "--calibrate-side", str(spec.calibrate_side if self.restarts == 0 else 0),
         ]  # fmt: skip

@@ -29,15 +29,11 @@ from mlx_lm.models.cache import (
 from mlx_lm.sample_utils import greedy_sampler
 
 from . import messages
-from .common import Admitted, backend, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
+from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
 
 __all__ = ["Lane", "Solo", "TextEngine"]
 
 PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators use
-# On CUDA a prompt whose cached prefix is short is answered sooner by prefilling it whole: the
-# new (query, key) length pair of a prefill after a cached prefix costs more than the tokens
-# it saves (measured on an H100: docs/performance.md).
-CUDA_MIN_PREFIX_REUSE = 512
 
 
 class Solo:
@@ -225,20 +221,8 @@ class Lane:
 class TextEngine:
     kind = "text"
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        max_batch: int = 16,
-        prefix_cache_bytes: int = 256 << 20,
-        lanes: int = 1,
-        min_prefix_reuse: int | None = None,
-    ) -> None:
+    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1) -> None:
         self.model, self.tokenizer = load(path)
-        # The fewest cached tokens worth reusing; by default CUDA_MIN_PREFIX_REUSE on CUDA, any elsewhere.
-        if min_prefix_reuse is None:
-            min_prefix_reuse = CUDA_MIN_PREFIX_REUSE if backend() == "cuda" else 1
-        self.min_prefix_reuse = min_prefix_reuse
         self.max_batch = max_batch
         self.memory_limit = 0
         config = self.model.args
@@ -275,7 +259,7 @@ class TextEngine:
         if self.prefix_cache is None:
             return None, 0
         cache, rest = self.prefix_cache.fetch_nearest_cache(self.kind, prompt)
-        if cache is None or len(prompt) - len(rest) < self.min_prefix_reuse:
+        if cache is None:
             return None, 0
         if not rest:  # the whole prompt is cached: recompute its last token to get logits
             if not can_trim_prompt_cache(cache):

@@ -310,9 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--prefix-cache-bytes", type=int, default=0)
     parser.add_argument(
-        "--min-prefix-reuse", type=int, default=0, help="text: cached tokens worth reusing (0: default)"
-    )
-    parser.add_argument(
         "--preparers", type=int, default=0, help="threads preparing requests (0: 2 for vision, 1 for text)"
     )
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
@@ -330,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
 
         backend = current_backend()
         memory_limit = set_memory_limits(backend, args.memory_limit)
+        if backend == "cuda":
+            from .attention import use_plain_prompt_attention
+
+            use_plain_prompt_attention()
         if args.engine == "text":
             from .text import TextEngine
 
@@ -340,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
                 max_batch=args.max_batch,
                 prefix_cache_bytes=args.prefix_cache_bytes,
                 lanes=lanes,
-                min_prefix_reuse=args.min_prefix_reuse or None,
             )
         else:
             from .vision import VisionEngine

@@ -179,24 +179,6 @@ def test_http_process_never_loads_mlx(server):
     assert "mlx" in worker_maps
 
 
-def test_a_prefix_shorter_than_min_prefix_reuse_is_not_reused(models, tmp_path):
-    """--min-prefix-reuse reaches the text worker: a prompt asked again is prefilled whole."""
-    from tests.conftest import start_server, stop_server
-
-    server = start_server(models, tmp_path, "--min-prefix-reuse", "100000")
-    try:
-        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
-        messages = [{"role": "user", "content": "Cache me, if you may"}]
-        answers = [
-            client.chat.completions.create(model="text", messages=messages, max_tokens=8, temperature=0)
-            for _ in range(2)
-        ]
-        assert answers[1].choices[0].message.content == answers[0].choices[0].message.content
-        assert answers[1].usage.prompt_tokens_details.cached_tokens == 0
-    finally:
-        stop_server(server)
-
-
 def test_prefix_cache_reuses_kv_and_keeps_greedy_output(client):
     """Asking again, and continuing the chat, reuses cached KV without changing greedy answers."""
     messages = [

@@ -77,23 +77,6 @@ def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
     assert run(engine, request(6)) == first
 
 
-def test_a_cached_prefix_shorter_than_min_prefix_reuse_is_prefilled_again(engine, monkeypatch):
-    engine.prefix_cache = type(engine.prefix_cache)(max_size=8, max_bytes=64 << 20)
-    first = run(engine, request(6))
-    hit = engine.insert(engine.prepare(request(6)))
-    engine.remove(hit.uid)
-    cached = hit.cached_tokens
-    monkeypatch.setattr(engine, "min_prefix_reuse", cached + 1)
-    again = engine.insert(engine.prepare(request(6)))
-    assert again.cached_tokens == 0
-    engine.remove(again.uid)
-    assert run(engine, request(6)) == first
-    monkeypatch.setattr(engine, "min_prefix_reuse", cached)
-    hit = engine.insert(engine.prepare(request(6)))
-    engine.remove(hit.uid)
-    assert hit.cached_tokens == cached
-
-
 def test_hand_over_during_a_chunked_prefill_keeps_every_token(engine, monkeypatch):
     import mmserve.engines.text as text
 

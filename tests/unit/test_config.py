@@ -31,13 +31,6 @@ def test_env_lists_and_booleans_are_parsed():
     assert settings.no_guard is True
 
 
-def test_min_prefix_reuse_is_optional_and_at_least_one():
-    assert load_settings(env={}).min_prefix_reuse is None
-    assert load_settings(env={"MMSERVE_MIN_PREFIX_REUSE": "2048"}).min_prefix_reuse == 2048
-    with pytest.raises(SettingsError, match="min_prefix_reuse"):
-        Settings(min_prefix_reuse=0)
-
-
 def test_unknown_toml_key_is_an_error(tmp_path):
     """A misspelt setting in the TOML file is refused instead of ignored."""
     config = tmp_path / "bad.toml"
