@@ -38,8 +38,9 @@ PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators us
 
 class Solo:
     """One sequence on a plain KV cache, decoded with the next token computed ahead as in
-    ``mlx_lm.generate_step``. ``step`` prefills a chunk of the prompt or yields a token;
-    ``hand_over`` moves the sequence into a batch generator."""
+    ``mlx_lm.generate_step``, except that the first token goes out before the second is
+    queued (queueing a step costs the CPU 7-15 ms on an H100). ``step`` prefills a chunk of
+    the prompt or yields a token; ``hand_over`` moves the sequence into a batch generator."""
 
     def __init__(
         self,
@@ -97,6 +98,10 @@ class Solo:
             self.todo = []
         current, self.next_token = self.next_token, None
         self.emitted += 1
+        if self.emitted == 1:  # the first token goes out as soon as it is computed; the next step feeds it
+            token = current.item()
+            self.todo = [token]
+            return [(self.uid, token, self._finish_reason(token))]
         if self.emitted < self.max_tokens:  # queue the next step before waiting for this one
             self.next_token = self._forward(current)
             mx.async_eval(self.next_token)

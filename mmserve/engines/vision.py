@@ -188,6 +188,7 @@ class VisionEngine:
         self.reset()
 
     def reset(self) -> None:
+        self.reported_first: set[int] = set()  # uids whose first token went out early (see ``step``)
         self.generator = _BatchGenerator(
             self.model.language_model,
             self.processor,
@@ -288,10 +289,37 @@ class VisionEngine:
 
     def remove(self, uid: int) -> None:
         self.generator.remove(uid)
+        self.reported_first.discard(uid)
 
     def step(self) -> list[tuple[int, int, str | None]]:
+        idle = len(self.generator._generation_batch) == 0
         _, generated = self.generator.next()
-        return [(r.uid, r.token, r.finish_reason) for r in generated]
+        events = []
+        for r in generated:
+            if r.uid in self.reported_first:  # its first token, already reported
+                self.reported_first.discard(r.uid)
+            else:
+                events.append((r.uid, r.token, r.finish_reason))
+        return events + self._first_tokens() if idle else events
+
+    def _first_tokens(self) -> list[tuple[int, int, None]]:
+        """The first tokens of requests that just finished prefilling into an idle batch.
+
+        mlx-vlm's batch reports a token only after launching the next decode step, which on
+        a GPU backend costs the CPU 7-15 ms (measured on an H100: docs/performance.md). With
+        no other sequences to keep fed, a first token goes out as soon as it is computed.
+        Tokens that end their request are left to the batch, which reports why.
+        """
+        batch = self.generator._generation_batch
+        if len(batch) == 0 or batch._next_tokens is None:
+            return []
+        stops = self.generator.tokenizer.stopping_criteria
+        events = []
+        for uid, token, limit in zip(batch.uids, batch._next_tokens.tolist(), batch.max_tokens):
+            if limit > 1 and not stops(token):
+                self.reported_first.add(uid)
+                events.append((uid, token, None))
+        return events
 
     def calibrate(self, max_side: int, *, time_budget_s: float = 10.0) -> list[list[int]]:
         """Measure what a one-image request adds to the weights, at a few square sizes up to ``max_side``.

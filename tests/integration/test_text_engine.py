@@ -68,6 +68,18 @@ def test_a_solo_request_that_is_removed_leaves_the_engine_idle(engine):
     assert run(engine, request(5)) == run(engine, request(5))
 
 
+def test_a_solo_request_reports_its_first_token_before_queueing_the_next_step(engine):
+    uid = engine.insert(engine.prepare(request(11))).uid
+    try:
+        events = []
+        while not events:
+            events = engine.step()
+        solo = engine.lanes[0].solo
+        assert solo.next_token is None and solo.todo == [events[0][1]]  # the next step feeds it
+    finally:
+        engine.remove(uid)
+
+
 def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
     engine.prefix_cache = type(engine.prefix_cache)(max_size=8, max_bytes=64 << 20)
     first = run(engine, request(6))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlx.core as mx
+import msgspec
 import numpy as np
 import pytest
 from PIL import Image
@@ -140,3 +141,38 @@ def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
         for got, want in zip(patched.apply_rotary(q, k, positions), reference.apply_rotary(q, k, positions)):
             assert got.shape == want.shape
             assert mx.allclose(got, want, atol=1e-5).item()
+
+
+def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
+    """Two steps to the first token (the prompt, then its last token and sample) where mlx-vlm's
+    batch takes three; every token still comes out once, as the batch itself reports them."""
+    request = ask("What is the title?", big_image(3))
+
+    def from_batch() -> list[int]:  # mlx-vlm's own reports, bypassing the engine's step
+        engine.insert(engine.prepare(request))
+        tokens = []
+        while engine.generator.has_work:
+            tokens += [r.token for r in engine.generator.next()[1]]
+        return tokens
+
+    expected = from_batch()
+    uid = engine.insert(engine.prepare(request)).uid
+    events, steps, first_at = [], 0, None
+    while not events or events[-1][2] is None:
+        steps += 1
+        events += [event for event in engine.step() if event[0] == uid]
+        first_at = first_at or (steps if events else None)
+    assert first_at == 2
+    assert [token for _, token, _ in events] == expected
+    assert [reason for *_, reason in events] == [None] * (len(expected) - 1) + ["length"]
+    assert not engine.reported_first
+
+
+def test_a_first_token_that_ends_its_request_is_reported_by_the_batch(engine):
+    request = msgspec.structs.replace(ask("What is the title?", big_image(3)), max_tokens=1)
+    uid = engine.insert(engine.prepare(request)).uid
+    events = []
+    while not events:
+        events = [event for event in engine.step() if event[0] == uid]
+    assert len(events) == 1 and events[0][2] == "length"
+    assert not engine.generator.has_work
