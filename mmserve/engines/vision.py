@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -22,7 +23,6 @@ from mlx_vlm.apc import APCManager, semantic_extra_hash
 from mlx_vlm.generate import BatchGenerator
 from mlx_vlm.models.rope_utils import MRoPERotaryEmbedding, apply_multimodal_rotary_pos_emb
 from mlx_vlm.prompt_utils import apply_chat_template
-from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
 from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 from PIL import Image
 
@@ -153,6 +153,12 @@ class VisionEngine:
         if kv_reuse is None:
             kv_reuse = backend() != "cuda"
         self.tokenizer = self.processor.tokenizer
+        # Replies are streamed with mlx-lm's detokenizer, as the text engine's are: text goes out
+        # token by token. mlx-vlm's holds each word back until the next one starts, which kept a
+        # reply's first text waiting for at least its second token.
+        from mlx_lm.tokenizer_utils import load as load_tokenizer  # after mlx_vlm, which quiets transformers
+
+        self.streaming = load_tokenizer(Path(path))
         self.max_batch = max_batch
         self.memory_limit = 0
         config = self.model.config
@@ -207,7 +213,7 @@ class VisionEngine:
         return sum(1 for token in ids if token != self.image_token_id)
 
     def detokenizer(self):
-        return make_streaming_detokenizer(self.processor)
+        return self.streaming.detokenizer
 
     def _embed(self, request: messages.Generate, *, cache_features: bool = True):
         images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]

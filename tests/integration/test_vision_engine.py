@@ -176,3 +176,14 @@ def test_a_first_token_that_ends_its_request_is_reported_by_the_batch(engine):
         events = [event for event in engine.step() if event[0] == uid]
     assert len(events) == 1 and events[0][2] == "length"
     assert not engine.generator.has_work
+
+
+def test_replies_stream_token_by_token(engine):
+    """A token's text goes out as soon as it is decoded, not when the next word begins."""
+    detokenizer = engine.detokenizer()
+    segments = []
+    for token in engine.tokenizer.encode(" the weather is fine today", add_special_tokens=False):
+        detokenizer.add_token(token)
+        segments.append(detokenizer.last_segment)
+    assert all(segments)
+    assert "".join(segments) == "the weather is fine today"
