@@ -13,6 +13,8 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlx.core as mx
@@ -124,6 +126,43 @@ def _fast_decode_rope(model: nn.Module) -> None:
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
 
 
+_PROCESSED = "mmserve.processed"  # in a request's first image's ``info``: the image processor's output
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the engine keeps of images it has seen: the encoder's output, and the image processor's."""
+
+    features: mx.array
+    processed: Mapping | None  # arrays by name (pixel values, grid); None where the processor is not called so
+
+    @property
+    def nbytes(self) -> int:
+        arrays = self.processed.values() if isinstance(self.processed, Mapping) else ()
+        return self.features.nbytes + sum(getattr(v, "nbytes", 0) for v in arrays)
+
+
+def _remember_preprocessing(image_processor) -> None:
+    """Let the image processor hand back its output for images it has processed before.
+
+    The engine puts a seen image set's earlier output in the first image's ``info`` and
+    the processor returns it instead of resizing, normalizing and cutting the images into
+    patches again; what it makes for new images it leaves there for the engine to keep.
+    Every request calls the processor with the same options, so the images' content is
+    the whole key. The class is derived, not wrapped, so that mlx-vlm's type checks see
+    the original.
+    """
+    base = type(image_processor)
+
+    def __call__(self, images=None, **kwargs):
+        info = images[0].info if images and hasattr(images[0], "info") else {}
+        if info.get(_PROCESSED) is None:
+            info[_PROCESSED] = base.__call__(self, images=images, **kwargs)
+        return info[_PROCESSED]
+
+    image_processor.__class__ = type(base.__name__, (base,), {"__call__": __call__})
+
+
 def _sampling_processor(sampler):
     def sample_row(tokens, logits):
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
@@ -179,12 +218,14 @@ class VisionEngine:
             "max_pixels": int(_pixels(image_processor, "max_pixels", "longest_edge")),
         }
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
+        _remember_preprocessing(image_processor)
         tower = self.model.vision_tower
         if mx.default_device().type == mx.DeviceType.cpu and isinstance(getattr(tower, "blocks", None), list):
             tower.blocks = [_Evaluated(block) for block in tower.blocks]
-        # Encoder outputs by image content: the same image asked again skips the encoder.
-        # A quarter of the prefix-cache bytes, the rest holding KV blocks; all of them without KV reuse.
-        self.features: OrderedDict[tuple, mx.array] = OrderedDict()
+        # Encoder and image-processor outputs by image content: the same image asked again
+        # skips both. A quarter of the prefix-cache bytes, the rest holding KV blocks; all of
+        # them without KV reuse.
+        self.features: OrderedDict[tuple, _Seen] = OrderedDict()
         self.features_lock = threading.Lock()  # preparer threads share it
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
@@ -217,6 +258,13 @@ class VisionEngine:
 
     def _embed(self, request: messages.Generate, *, cache_features: bool = True):
         images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
+        key = tuple((im.sha256, im.width, im.height) for im in request.images)
+        with self.features_lock:
+            seen = self.features.get(key) if key and cache_features else None
+            if seen is not None:
+                self.features.move_to_end(key)
+        if seen is not None and seen.processed is not None:
+            images[0].info[_PROCESSED] = seen.processed
         inputs = prepare_inputs(
             self.processor,
             images=images or None,
@@ -227,26 +275,26 @@ class VisionEngine:
         input_ids = inputs["input_ids"]
         pixel_values = inputs.get("pixel_values")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
-        key = tuple((im.sha256, im.width, im.height) for im in request.images)
-        with self.features_lock:
-            cached = self.features.get(key) if key and cache_features else None
-            if cached is not None:
-                self.features.move_to_end(key)
-        if pixel_values is not None and cached is None:
+        if pixel_values is not None and seen is None:
             grid = extra.get("image_grid_thw")
             dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
-            cached = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
+            features = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
             # Image features join the text embeddings in the language model's dtype (as HF's
             # Qwen2.5-VL does): a float32 tower would otherwise turn the whole prefill float32.
-            cached = cached.astype(self.text_dtype)
-            mx.eval(cached)
-            if cache_features and cached.nbytes <= self.feature_cache_bytes:
+            features = features.astype(self.text_dtype)
+            mx.eval(features)
+            seen = _Seen(features, images[0].info.get(_PROCESSED))
+            if cache_features and seen.nbytes <= self.feature_cache_bytes:
                 with self.features_lock:
-                    self.features[key] = cached
-                    while sum(f.nbytes for f in self.features.values()) > self.feature_cache_bytes:
+                    self.features[key] = seen
+                    while sum(s.nbytes for s in self.features.values()) > self.feature_cache_bytes:
                         self.features.popitem(last=False)
         embed = self.model.get_input_embeddings(
-            input_ids, pixel_values, mask=inputs.get("attention_mask"), cached_image_features=cached, **extra
+            input_ids,
+            pixel_values,
+            mask=inputs.get("attention_mask"),
+            cached_image_features=seen.features if seen is not None else None,
+            **extra,
         )
         prompt_kwargs = {**extra, **{k: v for k, v in embed.to_dict().items() if v is not None}}
         # The prefix cache's salt: the images' content and the model, and nothing that differs
@@ -291,7 +339,7 @@ class VisionEngine:
     def prefix_cache_bytes(self) -> int:
         kv = self.prefix_cache.resident_bytes() if self.prefix_cache is not None else 0
         with self.features_lock:
-            return kv + sum(f.nbytes for f in self.features.values())
+            return kv + sum(s.nbytes for s in self.features.values())
 
     def remove(self, uid: int) -> None:
         self.generator.remove(uid)

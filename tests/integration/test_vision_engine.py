@@ -187,3 +187,22 @@ def test_replies_stream_token_by_token(engine):
         segments.append(detokenizer.last_segment)
     assert all(segments)
     assert "".join(segments) == "the weather is fine today"
+
+
+def test_a_page_asked_again_skips_the_image_processor(engine, monkeypatch):
+    """The image processor's output is kept beside the page's encoder features, and used
+    only for the same image content."""
+    base = type(engine.processor.image_processor).__mro__[1]  # the processor's own class
+    calls = []
+    process = base.__call__
+    monkeypatch.setattr(base, "__call__", lambda self, **kwargs: calls.append(1) or process(self, **kwargs))
+    engine.features.clear()
+    page = big_image(5)
+    first = engine.prepare(ask("What is the title?", page))
+    again = engine.prepare(ask("Who signed it?", page))
+    assert len(calls) == 1
+    assert mx.array_equal(first[2]["image_grid_thw"], again[2]["image_grid_thw"])
+    engine.prepare(ask("What is the title?", big_image(6)))
+    assert len(calls) == 2
+    kept = [seen.processed["pixel_values"].nbytes for seen in engine.features.values()]
+    assert len(kept) == 2 and engine.prefix_cache_bytes >= sum(kept)  # counted in the cache's bytes
