@@ -134,7 +134,7 @@ class _Seen:
     """What the engine keeps of images it has seen: the encoder's output, and the image processor's."""
 
     features: mx.array
-    processed: Mapping | None  # arrays by name (pixel values, grid); None where the processor is not called so
+    processed: Mapping | None  # arrays by name (pixel values, grid); None if the model's processor bypassed it
 
     @property
     def nbytes(self) -> int:
@@ -354,7 +354,7 @@ class VisionEngine:
                 self.reported_first.discard(r.uid)
             else:
                 events.append((r.uid, r.token, r.finish_reason))
-        return events + self._first_tokens() if idle else events
+        return (events + self._first_tokens()) if idle else events
 
     def _first_tokens(self) -> list[tuple[int, int, None]]:
         """The first tokens of requests that just finished prefilling into an idle batch.

@@ -1,4 +1,5 @@
-"""The vision engine's prefix-cache salt: the images' content, never the question."""
+"""The vision engine on a tiny model: its prefix-cache salt (the images' content, never the
+question), its caches, when a first token goes out, and how replies stream."""
 
 from __future__ import annotations
 
