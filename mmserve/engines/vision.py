@@ -10,6 +10,7 @@ pick takes exactly that token.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx_lm.tokenizer_utils import load as load_tokenizer
 from mlx_vlm import load
 from mlx_vlm.apc import APCManager, semantic_extra_hash
 from mlx_vlm.generate import BatchGenerator
@@ -184,6 +186,9 @@ class VisionEngine:
         prefix_cache_bytes: int = 0,
         kv_reuse: bool | None = None,
     ) -> None:
+        # mlx-vlm silences transformers' warnings about how it calls processors when it is the
+        # first to import transformers; in a worker, mlx-lm is, and every image request logged one.
+        logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
         # Reusing cached KV (mlx-vlm's prefix cache); by default not on CUDA, where a prompt's
@@ -195,8 +200,6 @@ class VisionEngine:
         # Replies are streamed with mlx-lm's detokenizer, as the text engine's are: text goes out
         # token by token. mlx-vlm's holds each word back until the next one starts, which kept a
         # reply's first text waiting for at least its second token.
-        from mlx_lm.tokenizer_utils import load as load_tokenizer  # after mlx_vlm, which quiets transformers
-
         self.streaming = load_tokenizer(Path(path))
         self.max_batch = max_batch
         self.memory_limit = 0

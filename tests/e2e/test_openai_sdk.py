@@ -263,3 +263,4 @@ def test_one_canonical_log_line_per_request_without_payloads(client, server):
     assert sum(line[phase] for phase in phases) <= line["total_ms"]
     assert line["intake_ms"] <= line["ttft_ms"] <= line["total_ms"]
     assert uri[30:90] not in server.log()
+    assert "[transformers]" not in server.log()  # no library chatter for every image request
