@@ -377,4 +377,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Leave without the interpreter's and the C++ runtime's teardown: mlx's threads behind the
+    # preparers' streams are not joined by then, and tearing them down aborted the process
+    # ("terminate called without an active exception") after it had served images.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

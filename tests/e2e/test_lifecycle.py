@@ -69,9 +69,19 @@ def test_sigterm_drains_in_flight_requests(models, tmp_path):
 
 
 def test_ctrl_c_stops_quietly(models, tmp_path):
-    """Ctrl-C (SIGINT to the whole process group) stops everything without tracebacks."""
+    """Ctrl-C (SIGINT to the whole process group) stops everything without tracebacks, also
+    after an image request has put the vision worker's preparer threads to work."""
+    from tests.e2e.test_openai_sdk import image_message, png_data_uri
+
     server = start_server(models, tmp_path)
+    response = httpx.post(
+        server.base_url + "/v1/chat/completions",
+        json={"messages": image_message(png_data_uri()), "max_tokens": 4},
+        timeout=60,
+    )
+    assert response.status_code == 200
     os.killpg(server.process.pid, signal.SIGINT)
     server.process.wait(60)
     log = server.log()
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
+    assert "terminate called" not in log  # no worker aborted on its way out
