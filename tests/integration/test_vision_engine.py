@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mmserve.engines import messages
-from mmserve.engines.vision import VisionEngine, _DecodeRoPE
+from mmserve.engines.vision import PREFILL_STEP, VisionEngine, _DecodeRoPE
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +145,8 @@ def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
 
 
 def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
-    """Two steps to the first token (the prompt, then its last token and sample) where mlx-vlm's
-    batch takes three; every token still comes out once, as the batch itself reports them."""
+    """One step to the first token (the whole prompt and its sample, in one forward pass) where
+    mlx-vlm's batch takes three; every token still comes out once, as the batch itself reports them."""
     request = ask("What is the title?", big_image(3))
 
     def from_batch() -> list[int]:  # mlx-vlm's own reports, bypassing the engine's step
@@ -163,10 +163,29 @@ def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
         steps += 1
         events += [event for event in engine.step() if event[0] == uid]
         first_at = first_at or (steps if events else None)
-    assert first_at == 2
+    assert first_at == 1
     assert [token for _, token, _ in events] == expected
     assert [reason for *_, reason in events] == [None] * (len(expected) - 1) + ["length"]
     assert not engine.reported_first
+
+
+def test_the_language_model_computes_logits_only_for_the_positions_kept(engine):
+    language_model = engine.model.language_model
+    request = ask("What is the title?", big_image(3))
+    input_ids, prompt_kwargs = engine._embed(request, cache_features=False)
+    kwargs = {k: v for k, v in prompt_kwargs.items() if not k.startswith("_")}
+    every = language_model(input_ids, **kwargs).logits
+    last = language_model(input_ids, logits_to_keep=2, **kwargs).logits
+    assert every.shape[1] == input_ids.shape[1] and last.shape[1] == 2
+    assert mx.allclose(last, every[:, -2:], atol=1e-5).item()
+    assert language_model.model.keep is None  # nothing left set for the next call
+
+
+def test_only_prompts_longer_than_one_chunk_are_prefilled_in_chunks(engine):
+    policy = engine.model.language_model.chunked_prefill_policy
+    width = engine.model.config.text_config.hidden_size
+    assert not policy(inputs_embeds=mx.zeros((2, PREFILL_STEP, width)))
+    assert policy(inputs_embeds=mx.zeros((1, PREFILL_STEP + 1, width)))
 
 
 def test_a_first_token_that_ends_its_request_is_reported_by_the_batch(engine):
