@@ -18,6 +18,7 @@ prepares each request on a preparer thread with its own mlx stream, as a worker 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
@@ -139,4 +140,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # As a worker does: leave without tearing down the preparer thread's mlx stream, which
+    # can abort the process ("terminate called without an active exception").
+    sys.stdout.flush()
+    os._exit(code)
