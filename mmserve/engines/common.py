@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mlx.core as mx
+import mlx.nn as nn
 from mlx.utils import tree_flatten
 from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
 
@@ -19,6 +20,7 @@ __all__ = [
     "Admitted",
     "backend",
     "kv_bytes_per_token",
+    "logits_for_kept_positions",
     "make_logits",
     "make_sampler",
     "memory_stats",
@@ -34,6 +36,50 @@ def backend() -> str:
     if hasattr(mx, "cuda") and mx.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+# Model classes, by module, whose forward pass is the head applied to every position of what
+# an inner ``model`` returns: the final hidden states.
+_HEAD_AFTER_INNER_MODEL = frozenset(
+    {
+        "mlx_lm.models.llama",
+        "mlx_lm.models.qwen2",
+        "mlx_lm.models.qwen3",
+        "mlx_vlm.models.qwen2_vl.language",
+        "mlx_vlm.models.qwen2_5_vl.language",
+    }
+)
+
+
+def logits_for_kept_positions(model: nn.Module) -> bool:
+    """Make ``model(..., logits_to_keep=k)`` compute the head for the last ``k`` positions only.
+
+    A prompt's first token needs its last position's logits alone. mlx-lm's models take no
+    such argument, and Qwen2-VL's language models ignore the one mlx-vlm passes: fed a
+    whole prompt, they compute the head for every position (for 2,048 tokens and a
+    152k-token vocabulary, 1.3 TFLOP and 0.6 GB of logits). The inner model's class is
+    derived so that its hidden states are cut to the kept positions before the head; a
+    call without ``logits_to_keep`` is unchanged. Returns whether ``model`` is of a family
+    this applies to; others are left as they are.
+    """
+    if type(model).__module__ not in _HEAD_AFTER_INNER_MODEL:
+        return False
+    base, inner = type(model), type(model.model)
+
+    def hidden_states(self, *args, **kwargs):
+        out = inner.__call__(self, *args, **kwargs)
+        return out if self.keep is None or out.shape[1] <= self.keep else out[:, -self.keep :]
+
+    def logits(self, *args, logits_to_keep: int | None = None, **kwargs):
+        object.__setattr__(self.model, "keep", logits_to_keep)  # past nn.Module's __setattr__
+        try:
+            return base.__call__(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self.model, "keep", None)
+
+    model.model.__class__ = type(inner.__name__, (inner,), {"__call__": hidden_states, "keep": None})
+    model.__class__ = type(base.__name__, (base,), {"__call__": logits})
+    return True
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,15 @@ from mlx_lm.models.cache import (
 from mlx_lm.sample_utils import greedy_sampler
 
 from . import messages
-from .common import Admitted, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
+from .common import (
+    Admitted,
+    kv_bytes_per_token,
+    logits_for_kept_positions,
+    make_logits,
+    make_sampler,
+    warm_up,
+    weights_bytes,
+)
 
 __all__ = ["Lane", "Solo", "TextEngine"]
 
@@ -40,7 +48,12 @@ class Solo:
     """One sequence on a plain KV cache, decoded with the next token computed ahead as in
     ``mlx_lm.generate_step``, except that the first token goes out before the second is
     queued (queueing a step costs the CPU 7-15 ms on an H100). ``step`` prefills a chunk of
-    the prompt or yields a token; ``hand_over`` moves the sequence into a batch generator."""
+    the prompt or yields a token; ``hand_over`` moves the sequence into a batch generator.
+
+    mlx-lm prefills all but the last prompt token, then feeds that token alone for the first
+    logits. Where the model computes the head for the last position only (``one_pass``), the
+    rest of a prompt of up to one chunk goes in a single forward pass instead: a pass costs
+    the CPU as much to launch on CUDA as the GPU spends on a short prompt."""
 
     def __init__(
         self,
@@ -54,8 +67,10 @@ class Solo:
         sampler,
         processors: list,
         eos_token_ids: set[int],
+        one_pass: bool = False,
     ) -> None:
         self.model = model
+        self.one_pass = one_pass
         self.uid = uid
         self.cache = cache if cache is not None else make_prompt_cache(model)
         self.fed = list(cached)  # the tokens whose KV is in the cache
@@ -70,8 +85,9 @@ class Solo:
 
     def _forward(self, tokens: mx.array) -> mx.array:
         """Feed ``tokens``; the next token, lazily."""
+        keep = {"logits_to_keep": 1} if self.one_pass else {}
         with mx.stream(generation_stream):
-            logits = self.model(tokens[None], cache=self.cache)[:, -1, :]
+            logits = self.model(tokens[None], cache=self.cache, **keep)[:, -1, :]
             if self.processors:
                 context = self.context.update_and_fetch(tokens)
                 for processor in self.processors:
@@ -80,7 +96,8 @@ class Solo:
             return (self.sampler or greedy_sampler)(logprobs)
 
     def step(self) -> list[tuple[int, int, str | None]]:
-        if len(self.todo) > 1:  # prefill a chunk, keeping the last prompt token to sample from
+        whole = self.one_pass and len(self.todo) <= PREFILL_STEP
+        if len(self.todo) > 1 and not whole:  # prefill a chunk, keeping the last prompt token to sample from
             n = min(PREFILL_STEP, len(self.todo) - 1)
             chunk, self.todo = self.todo[:n], self.todo[n:]
             tokens = mx.array(chunk)
@@ -141,9 +158,10 @@ class Solo:
 class Lane:
     """A solo sequence or a batch of them, with its own batch generator."""
 
-    def __init__(self, model, eos_token_ids: set[int], max_batch: int) -> None:
+    def __init__(self, model, eos_token_ids: set[int], max_batch: int, *, one_pass: bool = False) -> None:
         self.model = model
         self.eos_token_ids = eos_token_ids
+        self.one_pass = one_pass  # a solo prompt's rest in one forward pass (see ``Solo``)
         self.solo: Solo | None = None
         self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
         self.engine_uids: dict[int, int] = {}  # and back
@@ -170,6 +188,7 @@ class Lane:
                 sampler=sampler,
                 processors=processors,
                 eos_token_ids=self.eos_token_ids,
+                one_pass=self.one_pass,
             )
             return
         (batch_uid,) = self.generator.insert(
@@ -228,6 +247,7 @@ class TextEngine:
 
     def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1) -> None:
         self.model, self.tokenizer = load(path)
+        self.one_pass = logits_for_kept_positions(self.model)
         self.max_batch = max_batch
         self.memory_limit = 0
         config = self.model.args
@@ -247,7 +267,10 @@ class TextEngine:
 
     def reset(self) -> None:
         self.per_lane = -(-self.max_batch // (len(self.threads) + 1))
-        self.lanes = [Lane(self.model, self.eos_token_ids, self.per_lane) for _ in range(len(self.threads) + 1)]
+        self.lanes = [
+            Lane(self.model, self.eos_token_ids, self.per_lane, one_pass=self.one_pass)
+            for _ in range(len(self.threads) + 1)
+        ]
         self.lane_of: dict[int, Lane] = {}
 
     def encode(self, chat: list[dict]) -> list[int]:

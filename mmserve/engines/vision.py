@@ -32,7 +32,16 @@ from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 from PIL import Image
 
 from . import messages
-from .common import Admitted, backend, kv_bytes_per_token, make_logits, make_sampler, warm_up, weights_bytes
+from .common import (
+    Admitted,
+    backend,
+    kv_bytes_per_token,
+    logits_for_kept_positions,
+    make_logits,
+    make_sampler,
+    warm_up,
+    weights_bytes,
+)
 
 __all__ = ["VisionEngine"]
 
@@ -129,44 +138,15 @@ def _fast_decode_rope(model: nn.Module) -> None:
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
 
 
-# Language models that compute the head for every position of a forward pass, ignoring mlx-vlm's
-# ``logits_to_keep``, and whose inner model returns the final hidden states.
-_HEAD_ON_EVERY_POSITION = ("mlx_vlm.models.qwen2_vl.language", "mlx_vlm.models.qwen2_5_vl.language")
-
-
-def _one_pass_prompts(language_model: nn.Module) -> None:
-    """Let a prompt of up to one prefill chunk reach its first token in one forward pass.
+def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
+    """The language model's ``chunked_prefill_policy``: chunk only prompts longer than one chunk.
 
     mlx-vlm's batch prefills a prompt but its last token, then feeds the last token alone
-    for the first logits: two forward passes, each costing the CPU 8-24 ms to launch on
-    CUDA (docs/performance.md). It leaves a whole prompt to that last pass when the model's
-    ``chunked_prefill_policy`` declines chunking, and asks that pass for the last position's
-    logits only (``logits_to_keep``). Qwen2-VL's language models ignore that and would
-    compute the head for every position; here the head sees only the positions kept.
-    Prompts longer than one chunk are still prefilled chunk by chunk.
+    for the first logits: two forward passes, each costing the CPU 17-40 ms to launch on
+    CUDA (docs/performance.md). Where the policy declines chunking it leaves the whole
+    prompt to that last pass, which asks for the last position's logits only.
     """
-    if type(language_model).__module__ not in _HEAD_ON_EVERY_POSITION:
-        return
-    base, inner = type(language_model), type(language_model.model)
-
-    def hidden_states(self, *args, **kwargs):
-        out = inner.__call__(self, *args, **kwargs)
-        return out if self.keep is None else out[:, -self.keep :]
-
-    def logits(self, *args, logits_to_keep: int | None = None, **kwargs):
-        object.__setattr__(self.model, "keep", logits_to_keep)  # past nn.Module's __setattr__
-        try:
-            return base.__call__(self, *args, **kwargs)
-        finally:
-            object.__setattr__(self.model, "keep", None)
-
-    def chunked_prefill_policy(self, *, inputs_embeds=None, **_) -> bool:
-        return inputs_embeds is None or inputs_embeds.shape[1] > PREFILL_STEP
-
-    language_model.model.__class__ = type(inner.__name__, (inner,), {"__call__": hidden_states, "keep": None})
-    language_model.__class__ = type(
-        base.__name__, (base,), {"__call__": logits, "chunked_prefill_policy": chunked_prefill_policy}
-    )
+    return inputs_embeds is None or inputs_embeds.shape[1] > PREFILL_STEP
 
 
 _PROCESSED = "mmserve.processed"  # in a request's first image's ``info``: the image processor's output
@@ -232,7 +212,10 @@ class VisionEngine:
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
-        _one_pass_prompts(self.model.language_model)
+        # A prompt of up to one chunk reaches its first token in one forward pass (see
+        # ``_one_chunk_at_most``), where the model computes the head only for the last position.
+        if logits_for_kept_positions(self.model.language_model):
+            self.model.language_model.chunked_prefill_policy = _one_chunk_at_most
         # Reusing cached KV (mlx-vlm's prefix cache); by default not on CUDA, where a prompt's
         # prefill is faster than restoring mlx-vlm's KV blocks, with or without image tokens in
         # them (measured on an H100: docs/performance.md). The feature cache is kept either way.

@@ -80,6 +80,42 @@ def test_a_solo_request_reports_its_first_token_before_queueing_the_next_step(en
         engine.remove(uid)
 
 
+def test_a_solo_prompt_reaches_its_first_token_in_one_forward_pass_with_mlx_lm_s_tokens(engine, monkeypatch):
+    """The whole prompt in one pass, computing the head for its last position only, gives the
+    tokens of ``mlx_lm.stream_generate``, which feeds the last prompt token in a pass of its own."""
+    from mlx_lm import stream_generate
+
+    assert engine.one_pass
+    calls = []
+    forward = type(engine.model).__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("logits_to_keep"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(engine.model), "__call__", counted)
+    uid = engine.insert(engine.prepare(request(12))).uid
+    events = engine.step()
+    assert [uid] == [u for u, _, _ in events] and calls == [1]
+    while events[-1][2] is None:
+        events += engine.step()
+    monkeypatch.undo()
+    prompt = engine.encode(request(12).messages)
+    expected = [r.token for r in stream_generate(engine.model, engine.tokenizer, prompt, max_tokens=24)]
+    assert [token for _, token, _ in events] == expected
+
+
+def test_logits_to_keep_computes_the_head_for_the_last_positions_only(engine):
+    import mlx.core as mx
+
+    tokens = mx.array([engine.encode(request(13).messages)])
+    every = engine.model(tokens)
+    last = engine.model(tokens, logits_to_keep=3)
+    assert last.shape == (1, 3, every.shape[-1])
+    assert mx.allclose(last, every[:, -3:], atol=1e-5).item()
+    assert engine.model.model.keep is None
+
+
 def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
     engine.prefix_cache = type(engine.prefix_cache)(max_size=8, max_bytes=64 << 20)
     first = run(engine, request(6))
