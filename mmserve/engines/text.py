@@ -52,8 +52,9 @@ class Solo:
 
     mlx-lm prefills all but the last prompt token, then feeds that token alone for the first
     logits. Where the model computes the head for the last position only (``one_pass``), the
-    rest of a prompt of up to one chunk goes in a single forward pass instead: a pass costs
-    the CPU as much to launch on CUDA as the GPU spends on a short prompt."""
+    rest of a prompt of up to one chunk goes in a single forward pass instead, saving about
+    10 ms of launching on an H100 (docs/performance.md) and, on memory-bound devices, a read
+    of every weight."""
 
     def __init__(
         self,

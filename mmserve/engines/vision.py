@@ -142,7 +142,7 @@ def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
     """The language model's ``chunked_prefill_policy``: chunk only prompts longer than one chunk.
 
     mlx-vlm's batch prefills a prompt but its last token, then feeds the last token alone
-    for the first logits: two forward passes, each costing the CPU 17-40 ms to launch on
+    for the first logits: two forward passes, each costing the CPU 8-40 ms to launch on
     CUDA (docs/performance.md). Where the policy declines chunking it leaves the whole
     prompt to that last pass, which asks for the last position's logits only.
     """
