@@ -116,6 +116,16 @@ def test_logits_to_keep_computes_the_head_for_the_last_positions_only(engine):
     assert engine.model.model.keep is None
 
 
+def test_models_of_other_families_are_left_as_they_are():
+    import mlx.nn as nn
+
+    from mmserve.engines.common import logits_for_kept_positions
+
+    model = nn.Linear(4, 4)
+    assert not logits_for_kept_positions(model)
+    assert type(model) is nn.Linear
+
+
 def test_a_finished_solo_request_feeds_the_prefix_cache(engine):
     engine.prefix_cache = type(engine.prefix_cache)(max_size=8, max_bytes=64 << 20)
     first = run(engine, request(6))
