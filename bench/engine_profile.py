@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--memory-limit", type=int, default=0, help="mx.set_memory_limit, bytes (0: mlx default)")
     parser.add_argument("--cache-limit", type=int, default=0, help="mx.set_cache_limit, bytes (0: mlx default)")
     parser.add_argument("--lanes", type=int, default=1, help="text-engine lanes stepped side by side")
+    parser.add_argument("--temperature", type=float, default=0.0, help="every request's temperature (0: greedy)")
     args = parser.parse_args()
 
     import mlx.core as mx
@@ -68,7 +69,7 @@ def main() -> int:
             id=f"{tag}{i}",
             messages=[{"role": "user", "content": f"{text} {i}"}],
             max_tokens=args.max_tokens,
-            sampling=messages.Sampling(temperature=0),
+            sampling=messages.Sampling(temperature=args.temperature),
         )
         worker.preparing.add(request.id)
         worker._admit(_Prepared(request, engine.prepare(request)))

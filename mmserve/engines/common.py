@@ -5,6 +5,7 @@ Imported only inside worker processes (it imports mlx).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -90,22 +91,36 @@ class Admitted:
 
 
 def make_sampler(sampling: messages.Sampling):
-    """A per-request sampler; ``None`` means greedy, which the batch runs as one call.
+    """A request's sampler; ``None`` means greedy, which the batch runs as one call.
 
-    A request with a seed gets its own PRNG key chain, so its sample does not depend
-    on what else is in the batch.
+    Requests without a seed and with the same settings share one sampler, so the batch
+    samples them in one call too; mlx-lm's batch calls a sampler per row otherwise (8
+    requests at temperature 1 on the tiny CPU model, in process: 670-754 tok/s with a
+    sampler each, 730-877 sharing one). A request with a seed
+    gets its own PRNG key chain, so its sample does not depend on what else is in the batch.
     """
     if sampling.temperature <= 0:
         return None
+    if sampling.seed is None:
+        return _shared_sampler(sampling.temperature, sampling.top_p, sampling.min_p, sampling.top_k)
+    return _sampler(sampling.temperature, sampling.top_p, sampling.min_p, sampling.top_k, sampling.seed)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_sampler(temperature: float, top_p: float, min_p: float, top_k: int):
+    return _sampler(temperature, top_p, min_p, top_k, seed=None)
+
+
+def _sampler(temperature: float, top_p: float, min_p: float, top_k: int, seed: int | None):
     filters = []
-    if 0 < sampling.top_p < 1:
-        filters.append(lambda x: apply_top_p(x, sampling.top_p))
-    if sampling.min_p > 0:
-        filters.append(lambda x: apply_min_p(x, sampling.min_p))
-    if sampling.top_k > 0:
-        filters.append(lambda x: apply_top_k(x, sampling.top_k))
-    key = [mx.random.key(sampling.seed)] if sampling.seed is not None else None
-    scale = 1.0 / sampling.temperature
+    if 0 < top_p < 1:
+        filters.append(lambda x: apply_top_p(x, top_p))
+    if min_p > 0:
+        filters.append(lambda x: apply_min_p(x, min_p))
+    if top_k > 0:
+        filters.append(lambda x: apply_top_k(x, top_k))
+    key = [mx.random.key(seed)] if seed is not None else None
+    scale = 1.0 / temperature
 
     def sampler(logprobs: mx.array) -> mx.array:
         for apply in filters:

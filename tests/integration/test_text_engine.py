@@ -59,6 +59,32 @@ def test_seeded_sampling_and_penalties_survive_the_hand_over(engine):
     assert together["r2"] == alone["r2"]
 
 
+def test_unseeded_requests_with_the_same_settings_are_sampled_in_one_call(engine, monkeypatch):
+    import mlx.core as mx
+
+    rows = []
+    categorical = mx.random.categorical
+    monkeypatch.setattr(
+        mx.random, "categorical", lambda logits, **kw: rows.append(len(logits)) or categorical(logits, **kw)
+    )
+    same = [request(i, max_tokens=6, temperature=0.8, top_p=0.9) for i in range(6, 10)]
+    tokens = run(engine, *same)
+    assert sorted(tokens) == [r.id for r in same] and all(len(t) == 6 for t in tokens.values())
+    assert max(rows) == 4, "the batch samples all four rows in one call"
+
+
+def test_only_unseeded_requests_with_equal_settings_share_a_sampler():
+    from mmserve.engines.common import make_sampler
+
+    def sampling(**kw):
+        return messages.Sampling(**{"temperature": 0.7, **kw})
+
+    assert make_sampler(sampling()) is make_sampler(sampling())
+    assert make_sampler(sampling()) is not make_sampler(sampling(top_k=5))
+    assert make_sampler(sampling(seed=1)) is not make_sampler(sampling(seed=1))
+    assert make_sampler(sampling(temperature=0)) is None
+
+
 def test_a_solo_request_that_is_removed_leaves_the_engine_idle(engine):
     uid = engine.insert(engine.prepare(request(4))).uid
     engine.step()
