@@ -9,6 +9,7 @@ pick takes exactly that token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -85,14 +86,15 @@ class _BatchGenerator(BatchGenerator):
 
 
 class _DecodeRoPE(MRoPERotaryEmbedding):
-    """Multimodal RoPE that rotates a decode step's single token with ``mx.fast.rope``.
+    """Multimodal RoPE that rotates a decode step's single token with ``mx.fast.rope``,
+    and a prompt's tokens with two kernels per tensor.
 
     A generated token is text, and a text token's temporal, height and width positions
     are equal, so its multimodal rotation is the ordinary one at that position: one
     kernel for queries and one for keys, where mlx-vlm's path off Metal builds cos and
     sin and applies them with about a dozen small ops per layer (measured on an H100:
-    docs/performance.md). Longer inputs (prompts, with their image tokens) keep
-    mlx-vlm's path, with cos and sin computed once per forward pass as mlx-vlm does.
+    docs/performance.md). A prompt (with its image tokens) gets cos and sin once per
+    forward pass, as in mlx-vlm, and each layer applies them with ``_rotate``.
     """
 
     _pass: tuple | None = None  # (position_ids, cos, sin) of the current forward pass
@@ -108,6 +110,10 @@ class _DecodeRoPE(MRoPERotaryEmbedding):
             # Set past nn.Module's __setattr__, which would make the arrays parameters.
             object.__setattr__(self, "_pass", (position_ids, *self(k, position_ids)))
         _, cos, sin = self._pass
+        if unsqueeze_dim == 1 and cast_output and cos.shape[-1] == q.shape[-1] == k.shape[-1]:
+            cos, sin = cos[:, None], sin[:, None]
+            turn = _half_turn(q.shape[-1], q.dtype)
+            return _rotate(q, cos, sin, turn), _rotate(k, cos, sin, turn)
         return apply_multimodal_rotary_pos_emb(
             q,
             k,
@@ -118,6 +124,26 @@ class _DecodeRoPE(MRoPERotaryEmbedding):
             style=self.style,
             cast_output=cast_output,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _half_turn(dim: int, dtype: mx.Dtype) -> mx.array:
+    """The matrix that ``rotate_half`` is: ``x @ _half_turn(...) == concat([-x2, x1])``."""
+    turn = np.zeros((dim, dim), np.float32)
+    half = dim // 2
+    turn[np.arange(half) + half, np.arange(half)] = -1
+    turn[np.arange(half), np.arange(half) + half] = 1
+    return mx.array(turn, dtype=dtype)
+
+
+@functools.partial(mx.compile, shapeless=True)
+def _rotate(x: mx.array, cos: mx.array, sin: mx.array, turn: mx.array) -> mx.array:
+    """``x * cos + rotate_half(x) * sin`` in ``x``'s dtype: a matmul and one fused kernel.
+
+    mlx-vlm's ``rotate_half`` slices and concatenates, which a shapeless compiled
+    function cannot; multiplying by a signed permutation moves each value exactly.
+    """
+    return (x * cos + (x @ turn) * sin).astype(x.dtype)
 
 
 def _fast_decode_rope(model: nn.Module) -> None:
@@ -136,6 +162,22 @@ def _fast_decode_rope(model: nn.Module) -> None:
         ):
             rope.__class__ = _DecodeRoPE
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
+
+
+def _rope_index_on_cpu(language_model: nn.Module) -> None:
+    """Compute a prompt's multimodal position ids on the CPU.
+
+    mlx-vlm's ``get_rope_index`` walks the prompt in Python with a dozen small ops
+    and a read back (``.item()``, ``.tolist()``) after each few: on a GPU each read
+    back waits for the device, on the CPU it is a few microseconds.
+    """
+    get_rope_index = language_model.get_rope_index
+
+    def on_cpu(*args, **kwargs):
+        with mx.stream(mx.cpu):
+            return get_rope_index(*args, **kwargs)
+
+    language_model.get_rope_index = on_cpu
 
 
 def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
@@ -212,6 +254,8 @@ class VisionEngine:
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
+        if backend() != "cpu":
+            _rope_index_on_cpu(self.model.language_model)
         # A prompt of up to one chunk reaches its first token in one forward pass (see
         # ``_one_chunk_at_most``), where the model computes the head only for the last position.
         if logits_for_kept_positions(self.model.language_model):
