@@ -164,22 +164,6 @@ def _fast_decode_rope(model: nn.Module) -> None:
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
 
 
-def _rope_index_on_cpu(language_model: nn.Module) -> None:
-    """Compute a prompt's multimodal position ids on the CPU.
-
-    mlx-vlm's ``get_rope_index`` walks the prompt in Python with a dozen small ops
-    and a read back (``.item()``, ``.tolist()``) after each few: on a GPU each read
-    back waits for the device, on the CPU it is a few microseconds.
-    """
-    get_rope_index = language_model.get_rope_index
-
-    def on_cpu(*args, **kwargs):
-        with mx.stream(mx.cpu):
-            return get_rope_index(*args, **kwargs)
-
-    language_model.get_rope_index = on_cpu
-
-
 def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
     """The language model's ``chunked_prefill_policy``: chunk only prompts longer than one chunk.
 
@@ -254,8 +238,6 @@ class VisionEngine:
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
-        if backend() != "cpu":
-            _rope_index_on_cpu(self.model.language_model)
         # A prompt of up to one chunk reaches its first token in one forward pass (see
         # ``_one_chunk_at_most``), where the model computes the head only for the last position.
         if logits_for_kept_positions(self.model.language_model):

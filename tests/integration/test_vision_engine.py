@@ -151,23 +151,6 @@ def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
                 assert mx.array_equal(got, want).item()
 
 
-def test_position_ids_computed_on_the_cpu_are_mlx_vlm_s(engine):
-    from mmserve.engines.vision import _rope_index_on_cpu
-
-    language = engine.model.language_model
-    request = ask("What is the title?", big_image(2))
-    input_ids, prompt_kwargs = engine._embed(request, cache_features=False)
-    grid = prompt_kwargs["image_grid_thw"]
-    want = language.get_rope_index(input_ids, grid)
-    _rope_index_on_cpu(language)
-    try:
-        got = language.get_rope_index(input_ids, grid)
-    finally:
-        del language.get_rope_index
-    assert all(mx.array_equal(g, w).item() for g, w in zip(got, want))
-    assert got[0].shape == (3, 1, input_ids.shape[1])
-
-
 def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
     """One step to the first token (the whole prompt and its sample, in one forward pass) where
     mlx-vlm's batch takes three; every token still comes out once, as the batch itself reports them."""
