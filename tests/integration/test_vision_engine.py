@@ -231,5 +231,6 @@ def test_a_page_asked_again_skips_the_image_processor(engine, monkeypatch):
     assert mx.array_equal(first[2]["image_grid_thw"], again[2]["image_grid_thw"])
     engine.prepare(ask("What is the title?", big_image(6)))
     assert len(calls) == 2
-    kept = [seen.processed["pixel_values"].nbytes for seen in engine.features.values()]
-    assert len(kept) == 2 and engine.prefix_cache_bytes >= sum(kept)  # counted in the cache's bytes
+    kept = [seen.processed["pixel_values"] for seen in engine.features.values()]
+    assert all(isinstance(pixels, mx.array) for pixels in kept)  # converted once, not per request
+    assert len(kept) == 2 and engine.prefix_cache_bytes >= sum(p.nbytes for p in kept)  # counted in the cache's bytes
