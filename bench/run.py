@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -72,7 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds a server may take to become ready")
     p.add_argument("--no-direct", action="store_true", help="skip the in-process mlx_lm baseline")
     p.add_argument("--quick", action="store_true", help="a smoke run of about two minutes on a small CPU")
-    p.add_argument("--from-json", help="measure nothing: rewrite the report from a raw bench/results/*.json")
+    p.add_argument(
+        "--from-json", help="measure nothing: rewrite the report from a raw bench/results/*.json (or a .json.gz)"
+    )
     args = p.parse_args(argv)
 
     def ints(text: str | None, default: list[int]) -> list[int]:
@@ -527,7 +530,8 @@ def _interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
-        results = json.loads(Path(args.from_json).read_text())
+        raw = Path(args.from_json).read_bytes()
+        results = json.loads(gzip.decompress(raw) if args.from_json.endswith(".gz") else raw)
         results["targets"] = report.evaluate_targets(results)
         svg = report.write_report(results, Path(args.out), default_svg=not results.get("label"))
         log(f"rewrote {args.out} and {svg} from {args.from_json}")
