@@ -96,8 +96,8 @@ def make_sampler(sampling: messages.Sampling):
     Requests without a seed and with the same settings share one sampler, so the batch
     samples them in one call too; mlx-lm's batch calls a sampler per row otherwise (8
     requests at temperature 1 on the tiny CPU model, in process: 670-754 tok/s with a
-    sampler each, 730-877 sharing one). A request with a seed
-    gets its own PRNG key chain, so its sample does not depend on what else is in the batch.
+    sampler each, 730-877 sharing one). A request with a seed gets its own PRNG key
+    chain, so its sample does not depend on what else is in the batch.
     """
     if sampling.temperature <= 0:
         return None

@@ -142,13 +142,13 @@ def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
         for got, want in zip(patched.apply_rotary(q, k, positions), reference.apply_rotary(q, k, positions)):
             assert got.shape == want.shape
             assert mx.allclose(got, want, atol=1e-5).item()
-        # In the models' own half precision a prompt's rotation is mlx-vlm's, bit for bit.
-        q, k = q.astype(mx.bfloat16), k.astype(mx.bfloat16)
-        if positions is prompt:
-            patched._pass = None
-            for got, want in zip(patched.apply_rotary(q, k, positions), reference.apply_rotary(q, k, positions)):
-                assert got.dtype == want.dtype == mx.bfloat16
-                assert mx.array_equal(got, want).item()
+
+    # In the models' own bfloat16 a prompt's rotation is mlx-vlm's, bit for bit.
+    patched._pass = None  # cos and sin are computed again, in the queries' dtype
+    q, k = q.astype(mx.bfloat16), k.astype(mx.bfloat16)
+    for got, want in zip(patched.apply_rotary(q, k, prompt), reference.apply_rotary(q, k, prompt)):
+        assert got.dtype == want.dtype == mx.bfloat16
+        assert mx.array_equal(got, want).item()
 
 
 def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
