@@ -29,23 +29,34 @@ class MediaLoader:
     Accepts ``data:image/...;base64,`` URIs, ``http(s)://`` URLs and, when the
     policy has a media root, ``file:///abs/path`` URLs and root-relative paths.
     Every error is an ``ImageError`` subclass (400) whose ``param`` is the one
-    given for the image. Decoded images are cached by the SHA-256 of their bytes.
+    given for the image. Decoded images are cached by the SHA-256 of their bytes,
+    and a data URI sent again (a page asked another question) is known by its text:
+    neither its base64 nor its hash is computed again.
     """
 
-    def __init__(self, policy: MediaPolicy, *, cache_items: int = 64) -> None:
+    def __init__(self, policy: MediaPolicy, *, cache_items: int = 64, data_uri_chars: int = 64 << 20) -> None:
         self._policy = policy
         self._data = DataURISource(policy.max_bytes)
         self._http = HTTPSource(policy)
         self._local = LocalFileSource(policy.media_root, policy.max_bytes)
         self._cache = _DecodedCache(cache_items)
+        self._data_uris = _DigestsByText(data_uri_chars)
         self._decoding: dict[str, anyio.Event] = {}
         self._limiter: anyio.CapacityLimiter | None = None
         raise_pillow_pixel_limit(policy.max_pixels)
 
     async def load(self, url: str, *, param: str) -> DecodedImage:
         """Fetch and decode one image; errors carry ``param`` and never the payload."""
+        is_data = url[:5].lower() == "data:"
+        if is_data and (digest := self._data_uris.get(url)) is not None:
+            cached = self._cache.get(digest)
+            if cached is not None:
+                return cached
         data = await self._fetch(url, param=param)
-        return await self._decode(data, param=param)
+        image = await self._decode(data, param=param)
+        if is_data:
+            self._data_uris.put(url, image.sha256)
+        return image
 
     async def load_all(self, items: list[tuple[str, str]]) -> list[DecodedImage]:
         """Load ``(url, param)`` pairs concurrently, in order.
@@ -147,3 +158,27 @@ class _DecodedCache:
         self._items.move_to_end(digest)
         while len(self._items) > self._capacity:
             self._items.popitem(last=False)
+
+
+class _DigestsByText:
+    """The SHA-256 of data URIs decoded before, by their text; an LRU bounded in characters."""
+
+    def __init__(self, max_chars: int) -> None:
+        self._max_chars = max_chars
+        self._chars = 0
+        self._items: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, uri: str) -> str | None:
+        digest = self._items.get(uri)
+        if digest is not None:
+            self._items.move_to_end(uri)
+        return digest
+
+    def put(self, uri: str, digest: str) -> None:
+        if uri in self._items or len(uri) > self._max_chars:
+            return
+        self._items[uri] = digest
+        self._chars += len(uri)
+        while self._chars > self._max_chars:
+            evicted, _ = self._items.popitem(last=False)
+            self._chars -= len(evicted)

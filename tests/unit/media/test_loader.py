@@ -103,6 +103,25 @@ async def test_repeated_bytes_across_requests_come_from_the_cache(
     assert len(decodes) == 1
 
 
+async def test_a_data_uri_sent_again_is_known_by_its_text(
+    png: bytes, data_uri: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same data URI in a later request is neither base64-decoded nor hashed again; the
+    index of URI texts is bounded in characters, and what falls out of it is hashed again."""
+    hashed: list[bytes] = []
+    real = loader_module._sha256
+    monkeypatch.setattr(loader_module, "_sha256", lambda data: hashed.append(data) or real(data))
+    url, other = data_uri(png), data_uri(png, "image/PNG")
+    loader = MediaLoader(MediaPolicy(remote_enabled=False), data_uri_chars=len(url) + len(other) - 1)
+    first = await loader.load(url, param="a")
+    again = await loader.load("".join(url), param="b")  # an equal text, not the same object
+    assert again is first and len(hashed) == 1
+    await loader.load(other, param="c")  # the same bytes spelled otherwise: hashed, then it evicts ``url``
+    await loader.load(url, param="d")
+    assert len(hashed) == 3
+    await loader.aclose()
+
+
 async def test_cache_evicts_the_least_recently_used(
     loader: MediaLoader, encode: Callable[..., bytes], data_uri: Callable[..., str], decodes: list[str]
 ) -> None:
