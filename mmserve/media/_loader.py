@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -17,6 +19,8 @@ from mmserve.media._local import LocalFileSource
 from mmserve.media._policy import MediaPolicy
 
 __all__ = ["MediaLoader"]
+
+V = TypeVar("V")
 
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 # Decoding holds a full-size bitmap per thread; a few at a time bounds peak memory.
@@ -39,8 +43,8 @@ class MediaLoader:
         self._data = DataURISource(policy.max_bytes)
         self._http = HTTPSource(policy)
         self._local = LocalFileSource(policy.media_root, policy.max_bytes)
-        self._cache = _DecodedCache(cache_items)
-        self._data_uris = _DigestsByText(data_uri_chars)
+        self._cache: _LRU[DecodedImage] = _LRU(cache_items)  # by the SHA-256 of the bytes
+        self._data_uris: _LRU[str] = _LRU(data_uri_chars, size=len)  # data URI text -> SHA-256
         self._decoding: dict[str, anyio.Event] = {}
         self._limiter: anyio.CapacityLimiter | None = None
         raise_pillow_pixel_limit(policy.max_pixels)
@@ -138,47 +142,26 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class _DecodedCache:
-    """A small LRU of decoded images keyed by the SHA-256 of their source bytes."""
+class _LRU(Generic[V]):
+    """A least-recently-used map whose entries' sizes (``size`` of the key) sum to at most ``limit``."""
 
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[str, DecodedImage] = OrderedDict()
+    def __init__(self, limit: int, size: Callable[[str], int] = lambda key: 1) -> None:
+        self._limit = limit
+        self._size = size
+        self._total = 0
+        self._items: OrderedDict[str, V] = OrderedDict()
 
-    def get(self, digest: str) -> DecodedImage | None:
-        image = self._items.get(digest)
-        if image is not None:
-            self._items.move_to_end(digest)
-        return image
+    def get(self, key: str) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
 
-    def put(self, digest: str, image: DecodedImage) -> None:
-        if self._capacity <= 0:
+    def put(self, key: str, value: V) -> None:
+        if key in self._items or self._size(key) > self._limit:
             return
-        self._items[digest] = image
-        self._items.move_to_end(digest)
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
-
-
-class _DigestsByText:
-    """The SHA-256 of data URIs decoded before, by their text; an LRU bounded in characters."""
-
-    def __init__(self, max_chars: int) -> None:
-        self._max_chars = max_chars
-        self._chars = 0
-        self._items: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, uri: str) -> str | None:
-        digest = self._items.get(uri)
-        if digest is not None:
-            self._items.move_to_end(uri)
-        return digest
-
-    def put(self, uri: str, digest: str) -> None:
-        if uri in self._items or len(uri) > self._max_chars:
-            return
-        self._items[uri] = digest
-        self._chars += len(uri)
-        while self._chars > self._max_chars:
+        self._items[key] = value
+        self._total += self._size(key)
+        while self._total > self._limit:
             evicted, _ = self._items.popitem(last=False)
-            self._chars -= len(evicted)
+            self._total -= self._size(evicted)
