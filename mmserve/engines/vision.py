@@ -164,6 +164,52 @@ def _fast_decode_rope(model: nn.Module) -> None:
             rope.fused_apply = True  # the model then leaves rotation to each layer's apply_rotary
 
 
+def _position_ids_on_the_host(language_model: nn.Module) -> None:
+    """Compute the multimodal position ids of a one-row prompt with images in numpy.
+
+    mlx-vlm's ``get_rope_index`` (Qwen2-VL, Qwen2.5-VL) walks the prompt with small mlx
+    ops and reads a value back every few: on a GPU each read-back waits for the device.
+    The positions are the same arithmetic on the host: text counts on from the last
+    position, and an image's tokens take (frame, row, column) offsets after its text.
+    Other prompts (videos, several rows, padding, none at all) take mlx-vlm's path.
+    On the CPU machine, the embedding step of a page asked again took 0.4 ms instead of
+    0.8-1.0 (``bench/vision_profile.py``); it has not been measured on a GPU.
+    """
+    config = language_model.config
+    merge = config.vision_config.spatial_merge_size
+    image, start = config.image_token_id, config.vision_start_token_id
+    get_rope_index = language_model.get_rope_index
+
+    def positions(input_ids, image_grid_thw=None, video_grid_thw=None, attention_mask=None):
+        tokens = np.array(input_ids)
+        if (
+            image_grid_thw is None
+            or video_grid_thw is not None
+            or tokens.shape[0] != 1
+            or (attention_mask is not None and not np.array(attention_mask).all())
+        ):
+            return get_rope_index(input_ids, image_grid_thw, video_grid_thw, attention_mask)
+        tokens = tokens[0]
+        images = int(np.sum(tokens[1:][tokens[:-1] == start] == image))
+        pieces, done, next_position = [], 0, 0
+        for t, h, w in np.array(image_grid_thw)[:images].tolist():
+            found = done + int(np.argmax(tokens[done:] == image))
+            text = found - done
+            pieces.append(np.broadcast_to(np.arange(text) + next_position, (3, text)))
+            rows, columns = h // merge, w // merge
+            grid = np.indices((t, rows, columns)).reshape(3, -1)  # frame, row, column of each token
+            pieces.append(grid + text + next_position)
+            next_position = int(pieces[-1].max()) + 1
+            done = found + t * rows * columns
+        rest = len(tokens) - done
+        pieces.append(np.broadcast_to(np.arange(rest) + next_position, (3, rest)))
+        ids = np.concatenate(pieces, axis=1)
+        deltas = mx.array([[int(ids.max()) + 1 - len(tokens)]], dtype=mx.int32)
+        return mx.array(ids[:, None, :], dtype=input_ids.dtype), deltas
+
+    language_model.get_rope_index = positions
+
+
 def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
     """The language model's ``chunked_prefill_policy``: chunk only prompts longer than one chunk.
 
@@ -175,6 +221,7 @@ def _one_chunk_at_most(*, inputs_embeds=None, **_) -> bool:
     return inputs_embeds is None or inputs_embeds.shape[1] > PREFILL_STEP
 
 
+_MROPE_LANGUAGE_MODELS = ("mlx_vlm.models.qwen2_vl.", "mlx_vlm.models.qwen2_5_vl.")  # whose get_rope_index we know
 _PROCESSED = "mmserve.processed"  # in a request's first image's ``info``: the image processor's output
 
 
@@ -245,6 +292,8 @@ class VisionEngine:
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
+        if type(self.model.language_model).__module__.startswith(_MROPE_LANGUAGE_MODELS):
+            _position_ids_on_the_host(self.model.language_model)
         # A prompt of up to one chunk reaches its first token in one forward pass (see
         # ``_one_chunk_at_most``), where the model computes the head only for the last position.
         if logits_for_kept_positions(self.model.language_model):

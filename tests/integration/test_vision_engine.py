@@ -18,9 +18,9 @@ def engine(models) -> VisionEngine:
     return VisionEngine(str(models / "vision"), max_batch=4, prefix_cache_bytes=64 << 20)
 
 
-def image(seed: int) -> messages.ImageData:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(56, 84, 3), dtype=np.uint8)
-    return messages.ImageData(84, 56, Image.fromarray(pixels).tobytes(), f"sha-{seed}")
+def image(seed: int, height: int = 56, width: int = 84) -> messages.ImageData:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return messages.ImageData(width, height, Image.fromarray(pixels).tobytes(), f"sha-{seed}")
 
 
 def salt(engine: VisionEngine, question: str, *images: messages.ImageData) -> int:
@@ -149,6 +149,28 @@ def test_decode_tokens_rotate_as_mlx_vlm_s_multimodal_rope(engine):
     for got, want in zip(patched.apply_rotary(q, k, prompt), reference.apply_rotary(q, k, prompt)):
         assert got.dtype == want.dtype == mx.bfloat16
         assert mx.array_equal(got, want).item()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        ["image", "What is the title?"],
+        ["Compare", "image", "with", "image", "please."],
+        ["image", "image"],
+        ["No image at all."],
+    ],
+)
+def test_position_ids_computed_on_the_host_are_mlx_vlm_s(engine, content):
+    images = [image(10 + i, *size) for i, size in enumerate([(56, 84), (112, 56)][: content.count("image")])]
+    parts = [{"type": "image"} if part == "image" else {"type": "text", "text": part} for part in content]
+    request = messages.Generate(id="p", messages=[{"role": "user", "content": parts}], images=images, max_tokens=1)
+    input_ids, prompt_kwargs = engine._embed(request, cache_features=False)
+    language = engine.model.language_model
+    args = (input_ids, prompt_kwargs.get("image_grid_thw"), None, mx.ones_like(input_ids))
+    got, want = language.get_rope_index(*args), type(language).get_rope_index(language, *args)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        assert mx.array_equal(g, w).item()
 
 
 def test_an_idle_engine_reports_a_first_token_as_soon_as_it_is_computed(engine):
