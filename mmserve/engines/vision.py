@@ -292,7 +292,7 @@ class VisionEngine:
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
-        if type(self.model.language_model).__module__.startswith(_MROPE_LANGUAGE_MODELS):
+        if any(c.__module__.startswith(_MROPE_LANGUAGE_MODELS) for c in type(self.model.language_model).__mro__):
             _position_ids_on_the_host(self.model.language_model)
         # A prompt of up to one chunk reaches its first token in one forward pass (see
         # ``_one_chunk_at_most``), where the model computes the head only for the last position.
