@@ -166,6 +166,7 @@ def test_position_ids_computed_on_the_host_are_mlx_vlm_s(engine, content):
     request = messages.Generate(id="p", messages=[{"role": "user", "content": parts}], images=images, max_tokens=1)
     input_ids, prompt_kwargs = engine._embed(request, cache_features=False)
     language = engine.model.language_model
+    assert "get_rope_index" in language.__dict__  # the engine's own, over mlx-vlm's method
     args = (input_ids, prompt_kwargs.get("image_grid_thw"), None, mx.ones_like(input_ids))
     got, want = language.get_rope_index(*args), type(language).get_rope_index(language, *args)
     for g, w in zip(got, want):
