@@ -51,7 +51,7 @@ class MediaLoader:
 
     async def load(self, url: str, *, param: str) -> DecodedImage:
         """Fetch and decode one image; errors carry ``param`` and never the payload."""
-        is_data = url[:5].lower() == "data:"
+        is_data = _scheme(url) == "data"
         if is_data and (digest := self._data_uris.get(url)) is not None:
             cached = self._cache.get(digest)
             if cached is not None:
@@ -100,8 +100,7 @@ class MediaLoader:
     async def _fetch(self, url: str, *, param: str) -> bytes:
         if not url:
             raise ImageError(f"{param}: image URL is empty", param=param)
-        match = _SCHEME.match(url)
-        scheme = match.group(1).lower() if match else None
+        scheme = _scheme(url)
         if scheme == "data":
             return await self._data.fetch(url, param=param)
         if scheme in ("http", "https"):
@@ -138,6 +137,12 @@ class MediaLoader:
             done.set()
 
 
+def _scheme(url: str) -> str | None:
+    """The URL's scheme in lower case; ``None`` for a bare path."""
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else None
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -158,7 +163,11 @@ class _LRU(Generic[V]):
         return value
 
     def put(self, key: str, value: V) -> None:
-        if key in self._items or self._size(key) > self._limit:
+        if key in self._items:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            return
+        if self._size(key) > self._limit:
             return
         self._items[key] = value
         self._total += self._size(key)
