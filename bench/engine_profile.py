@@ -37,6 +37,12 @@ def main() -> int:
     parser.add_argument("--cache-limit", type=int, default=0, help="mx.set_cache_limit, bytes (0: mlx default)")
     parser.add_argument("--lanes", type=int, default=1, help="text-engine lanes stepped side by side")
     parser.add_argument("--temperature", type=float, default=0.0, help="every request's temperature (0: greedy)")
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="draw each request's max_tokens from [max/4, max], so that requests end and arrive one at a time",
+    )
+    parser.add_argument("--sort", default="tottime", help="the profile's order: tottime or cumulative")
     args = parser.parse_args()
 
     import mlx.core as mx
@@ -68,32 +74,45 @@ def main() -> int:
         request = messages.Generate(
             id=f"{tag}{i}",
             messages=[{"role": "user", "content": f"{text} {i}"}],
-            max_tokens=args.max_tokens,
+            max_tokens=rng.randint(args.max_tokens // 4, args.max_tokens) if args.stagger else args.max_tokens,
             sampling=messages.Sampling(temperature=args.temperature),
         )
         worker.preparing.add(request.id)
         worker._admit(_Prepared(request, engine.prepare(request)))
 
-    def run(tag: str, total: int, clients: int) -> float:
-        sent, started = 0, time.perf_counter()
+    tokens = 0
+    step = engine.step
+
+    def counted_step():
+        nonlocal tokens
+        events = step()
+        tokens += len(events)
+        return events
+
+    engine.step = counted_step
+
+    def run(tag: str, total: int, clients: int) -> tuple[float, int]:
+        """Seconds and tokens generated."""
+        nonlocal tokens
+        sent, started, tokens = 0, time.perf_counter(), 0
         while sent < total or worker.running:
             while len(worker.running) < clients and sent < total:
                 admit(tag, sent)
                 sent += 1
             worker._step()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, tokens
 
     run("warm", args.clients, args.clients)
-    took = run("timed", args.requests, args.clients)
-    print(f"{args.clients} in flight, {args.requests} requests: {args.requests * args.max_tokens / took:.1f} tok/s")
+    took, tokens = run("timed", args.requests, args.clients)
+    print(f"{args.clients} in flight, {args.requests} requests: {tokens / took:.1f} tok/s")
     profile = cProfile.Profile()
     profile.runcall(run, "profiled", args.requests, args.clients)
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(15)
+    pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(25 if args.sort == "cumulative" else 15)
     print(out.getvalue())
 
-    took = min(run(f"solo{k}", 1, 1) for k in range(3))
-    print(f"one request through the worker: {args.max_tokens / took:.1f} tok/s")
+    took, n = min(run(f"solo{k}", 1, 1) for k in range(3))
+    print(f"one request through the worker: {n / took:.1f} tok/s")
     prompt = engine.encode([{"role": "user", "content": "tell me about rivers"}])
     for _ in range(2):
         started, n = time.perf_counter(), 0

@@ -5,6 +5,10 @@ cache, the way ``mlx_lm.generate`` runs one sequence, without the batch's paddin
 and masks. When a second request arrives the solo sequence moves, KV cache and
 all, into the batch, and both continue there.
 
+A sequence enters a running batch with its next token already computed (``join``):
+the batch's next step feeds and reports it with everyone else's. mlx-lm's own way in
+runs a sequence's last prompt token through a forward pass of its own first.
+
 On mlx's CPU backend each op runs on one core, so there the engine keeps one
 ``Lane`` (a solo sequence or a batch) per core, up to four, each stepped on its
 own thread and mlx stream; a request goes to the first lane with room. GPU
@@ -18,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
 from mlx_lm import load
-from mlx_lm.generate import BatchGenerator, generation_stream
+from mlx_lm.generate import BatchGenerator, GenerationBatch, _merge_caches, generation_stream
 from mlx_lm.models.cache import (
     LRUPromptCache,
     TokenBuffer,
@@ -31,6 +35,7 @@ from mlx_lm.sample_utils import greedy_sampler
 from . import messages
 from .common import (
     Admitted,
+    backend,
     kv_bytes_per_token,
     logits_for_kept_positions,
     make_logits,
@@ -39,7 +44,7 @@ from .common import (
     weights_bytes,
 )
 
-__all__ = ["Lane", "Solo", "TextEngine"]
+__all__ = ["Lane", "Solo", "TextEngine", "join"]
 
 PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators use
 
@@ -83,9 +88,10 @@ class Solo:
         self.eos_token_ids = eos_token_ids
         self.emitted = 0
         self.next_token: mx.array | None = None  # computed ahead, not yet fed
+        self.next_logprobs: mx.array | None = None  # ... and the distribution it was sampled from
 
-    def _forward(self, tokens: mx.array) -> mx.array:
-        """Feed ``tokens``; the next token, lazily."""
+    def _forward(self, tokens: mx.array) -> None:
+        """Feed ``tokens``; the token after them goes to ``next_token``, lazily."""
         keep = {"logits_to_keep": 1} if self.one_pass else {}
         with mx.stream(generation_stream):
             logits = self.model(tokens[None], cache=self.cache, **keep)[:, -1, :]
@@ -93,10 +99,15 @@ class Solo:
                 context = self.context.update_and_fetch(tokens)
                 for processor in self.processors:
                     logits = processor(context, logits)
-            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-            return (self.sampler or greedy_sampler)(logprobs)
+            self.next_logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            self.next_token = (self.sampler or greedy_sampler)(self.next_logprobs)
+        mx.async_eval(self.next_token)
 
-    def step(self) -> list[tuple[int, int, str | None]]:
+    def advance(self) -> bool:
+        """Feed the next chunk of the prompt, or all of what is left to feed; whether the
+        token after it is computed (``next_token``)."""
+        if self.next_token is not None:
+            return True
         whole = self.one_pass and len(self.todo) <= PREFILL_STEP
         if len(self.todo) > 1 and not whole:  # prefill a chunk, keeping the last prompt token to sample from
             n = min(PREFILL_STEP, len(self.todo) - 1)
@@ -108,12 +119,15 @@ class Solo:
                     self.context.update_and_fetch(tokens)
                 mx.eval([c.state for c in self.cache])
             self.fed += chunk
+            return False
+        self._forward(mx.array(self.todo))
+        self.fed += self.todo
+        self.todo = []
+        return True
+
+    def step(self) -> list[tuple[int, int, str | None]]:
+        if not self.advance():
             return []
-        if self.next_token is None:
-            self.next_token = self._forward(mx.array(self.todo))
-            mx.async_eval(self.next_token)
-            self.fed += self.todo
-            self.todo = []
         current, self.next_token = self.next_token, None
         self.emitted += 1
         if self.emitted == 1:  # the first token goes out as soon as it is computed; the next step feeds it
@@ -121,8 +135,7 @@ class Solo:
             self.todo = [token]
             return [(self.uid, token, self._finish_reason(token))]
         if self.emitted < self.max_tokens:  # queue the next step before waiting for this one
-            self.next_token = self._forward(current)
-            mx.async_eval(self.next_token)
+            self._forward(current)
         token = current.item()
         if self.next_token is not None:
             self.fed.append(token)
@@ -133,27 +146,56 @@ class Solo:
             return "stop"
         return "length" if self.emitted >= self.max_tokens else None
 
-    def hand_over(self, generator: BatchGenerator) -> tuple[list[tuple[int, int, str | None]], int | None]:
-        """Move this sequence into ``generator``: the events still due and its uid there
-        (``None`` when the token computed ahead ended it)."""
-        events, prompt = [], self.todo
-        if self.next_token is not None:  # emit the token computed ahead; the batch feeds it
-            token = self.next_token.item()
-            self.emitted += 1
-            finish_reason = self._finish_reason(token)
-            events.append((self.uid, token, finish_reason))
-            if finish_reason is not None:
-                return events, None
-            prompt = [token]
-        (uid,) = generator.insert(
-            [prompt],
+    def hand_over(self, generator: BatchGenerator) -> int:
+        """Move this sequence into ``generator``; its uid there."""
+        if self.next_token is not None:
+            return join(generator, self)
+        (uid,) = generator.insert(  # the rest of its prompt, or the token it reported last, is still to feed
+            [self.todo],
             max_tokens=[self.max_tokens - self.emitted],
             caches=[self.cache],
             all_tokens=[self.fed],
             samplers=[self.sampler],
             logits_processors=[self.processors],
         )
-        return events, uid
+        return uid
+
+
+class _Computed(GenerationBatch):
+    """A one-row generation batch whose next token is computed already: mlx-lm's constructor
+    steps once to compute it."""
+
+    def _step(self):
+        pass
+
+
+def join(generator: BatchGenerator, sequence: Solo) -> int:
+    """Move ``sequence``, whose KV cache holds ``fed`` and whose next token is computed but
+    neither fed nor reported, into ``generator``'s running batch; its uid there. The batch's
+    next step feeds and reports that token with everyone else's.
+
+    ``generator.insert`` would run the sequence's last token through a forward pass of its
+    own before merging it (7-15 ms of launching on an H100). This reads mlx-lm's private
+    batch state (the version is pinned); tests/integration/test_text_engine.py checks every
+    token against the sequence decoded alone."""
+    uid = generator._uid_count
+    generator._uid_count += 1
+    with mx.stream(generator.stream):
+        row = _Computed(
+            generator.model,
+            uids=[uid],
+            inputs=sequence.next_token,
+            prompt_cache=_merge_caches([sequence.cache]),
+            tokens=[list(sequence.fed)],
+            samplers=[sequence.sampler or generator.sampler],
+            fallback_sampler=generator.sampler,
+            logits_processors=[tuple(sequence.processors)],
+            stop_sequences=[generator._default_stop_sequences],
+            max_tokens=[sequence.max_tokens - sequence.emitted],
+        )
+        row._next_logprobs = list(sequence.next_logprobs)
+        generator._generation_batch.extend(row)
+    return uid
 
 
 class Lane:
@@ -164,6 +206,7 @@ class Lane:
         self.eos_token_ids = eos_token_ids
         self.one_pass = one_pass  # a solo prompt's rest in one forward pass (see ``Solo``)
         self.solo: Solo | None = None
+        self.arrivals: list[Solo] = []  # inserted into a busy lane since its last step
         self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
         self.engine_uids: dict[int, int] = {}  # and back
         self.finished: list[tuple[list[int], list]] = []  # (tokens, KV cache), for the prefix cache
@@ -175,32 +218,25 @@ class Lane:
         )
 
     def __len__(self) -> int:
-        return len(self.batch_uids) + (self.solo is not None)
+        return len(self.batch_uids) + (self.solo is not None) + len(self.arrivals)
 
     def insert(self, uid: int, prompt: list[int], cache, cached: list[int], max_tokens: int, sampler, processors):
-        if not self:
-            self.solo = Solo(
-                self.model,
-                uid,
-                prompt,
-                cache=cache,
-                cached=cached,
-                max_tokens=max_tokens,
-                sampler=sampler,
-                processors=processors,
-                eos_token_ids=self.eos_token_ids,
-                one_pass=self.one_pass,
-            )
-            return
-        (batch_uid,) = self.generator.insert(
-            [prompt],
-            max_tokens=[max_tokens],
-            caches=[cache] if cache is not None else None,
-            all_tokens=[cached],
-            samplers=[sampler],
-            logits_processors=[processors],
+        sequence = Solo(
+            self.model,
+            uid,
+            prompt,
+            cache=cache,
+            cached=cached,
+            max_tokens=max_tokens,
+            sampler=sampler,
+            processors=processors,
+            eos_token_ids=self.eos_token_ids,
+            one_pass=self.one_pass,
         )
-        self._join(uid, batch_uid)
+        if self:
+            self.arrivals.append(sequence)
+        else:
+            self.solo = sequence
 
     def _join(self, uid: int, batch_uid: int) -> None:
         self.batch_uids[uid] = batch_uid
@@ -209,24 +245,25 @@ class Lane:
     def remove(self, uid: int) -> None:
         if self.solo is not None and self.solo.uid == uid:
             self.solo = None
+        elif any(s.uid == uid for s in self.arrivals):
+            self.arrivals = [s for s in self.arrivals if s.uid != uid]
         elif uid in self.batch_uids:
             batch_uid = self.batch_uids.pop(uid)
             del self.engine_uids[batch_uid]
             self.generator.remove([batch_uid])
 
     def step(self) -> list[tuple[int, int, str | None]]:
-        if self.solo is not None and not self.batch_uids:
+        if self.solo is not None and not self.batch_uids and not self.arrivals:
             events = self.solo.step()
             if events and events[-1][2] is not None:
                 self._finished(self.solo.fed, self.solo.cache)
                 self.solo = None
             return events
-        events = []
         if self.solo is not None:  # others arrived: the solo sequence joins them in the batch
-            events, batch_uid = self.solo.hand_over(self.generator)
-            if batch_uid is not None:
-                self._join(self.solo.uid, batch_uid)
+            self._join(self.solo.uid, self.solo.hand_over(self.generator))
             self.solo = None
+        self._admit_arrivals()
+        events = []
         _, generated = self.generator.next()
         for r in generated:
             uid = self.engine_uids[r.uid]
@@ -237,6 +274,16 @@ class Lane:
             events.append((uid, r.token, r.finish_reason))
         return events
 
+    def _admit_arrivals(self) -> None:
+        """One arrival with a short prompt, in a lane that computes the head for the last
+        position alone, is prefilled in one pass and joins the batch's next step. Several go
+        through mlx-lm's batched prefill: one padded forward pass for all their prompts."""
+        arrivals, self.arrivals = self.arrivals, []
+        if len(arrivals) == 1 and self.one_pass and len(arrivals[0].todo) <= PREFILL_STEP:
+            arrivals[0].advance()
+        for sequence in arrivals:
+            self._join(sequence.uid, sequence.hand_over(self.generator))
+
     def _finished(self, tokens: list[int], cache: list) -> None:
         # Evaluated here: mlx evaluates an array only on the thread whose stream it was built on.
         mx.eval([c.state for c in cache])
@@ -246,9 +293,22 @@ class Lane:
 class TextEngine:
     kind = "text"
 
-    def __init__(self, path: str, *, max_batch: int = 16, prefix_cache_bytes: int = 256 << 20, lanes: int = 1) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_batch: int = 16,
+        prefix_cache_bytes: int = 256 << 20,
+        lanes: int = 1,
+        one_pass: bool | None = None,
+    ) -> None:
         self.model, self.tokenizer = load(path)
-        self.one_pass = logits_for_kept_positions(self.model)
+        # A prompt's first token in one forward pass (``Solo``) where the model can compute the
+        # head for the last position alone. On a GPU that saves a pass of launching and of
+        # reading every weight; on mlx's CPU backend, where compute is the cost, it is slower:
+        # two passes never compute the last layer's output for the earlier positions.
+        supported = logits_for_kept_positions(self.model)
+        self.one_pass = supported and (backend() != "cpu" if one_pass is None else one_pass)
         self.max_batch = max_batch
         self.memory_limit = 0
         config = self.model.args

@@ -10,9 +10,11 @@ from mmserve.engines import messages
 from mmserve.engines.text import TextEngine
 
 
-@pytest.fixture(scope="module")
-def engine(models) -> TextEngine:
-    return TextEngine(str(models / "text"), max_batch=8, prefix_cache_bytes=64 << 20)
+@pytest.fixture(scope="module", params=[True, False], ids=["one-pass", "two-pass"])
+def engine(models, request) -> TextEngine:
+    """Both ways to a first token: the GPU default (the whole prompt in one forward pass) and
+    mlx's CPU default (all but the last token, then that token)."""
+    return TextEngine(str(models / "text"), max_batch=8, prefix_cache_bytes=64 << 20, one_pass=request.param)
 
 
 def request(i: int, max_tokens: int = 24, **sampling) -> messages.Generate:
@@ -106,12 +108,8 @@ def test_a_solo_request_reports_its_first_token_before_queueing_the_next_step(en
         engine.remove(uid)
 
 
-def test_a_solo_prompt_reaches_its_first_token_in_one_forward_pass_with_mlx_lm_s_tokens(engine, monkeypatch):
-    """The whole prompt in one pass, computing the head for its last position only, gives the
-    tokens of ``mlx_lm.stream_generate``, which feeds the last prompt token in a pass of its own."""
-    from mlx_lm import stream_generate
-
-    assert engine.one_pass
+def forward_calls(engine, monkeypatch) -> list:
+    """Each forward pass of the engine's model from now on, as its ``logits_to_keep``."""
     calls = []
     forward = type(engine.model).__call__
 
@@ -120,6 +118,17 @@ def test_a_solo_prompt_reaches_its_first_token_in_one_forward_pass_with_mlx_lm_s
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(type(engine.model), "__call__", counted)
+    return calls
+
+
+def test_a_solo_prompt_reaches_its_first_token_in_one_forward_pass_with_mlx_lm_s_tokens(engine, monkeypatch):
+    """The whole prompt in one pass, computing the head for its last position only, gives the
+    tokens of ``mlx_lm.stream_generate``, which feeds the last prompt token in a pass of its own."""
+    from mlx_lm import stream_generate
+
+    if not engine.one_pass:
+        pytest.skip("one pass to the first token is the GPU default")
+    calls = forward_calls(engine, monkeypatch)
     uid = engine.insert(engine.prepare(request(12))).uid
     events = engine.step()
     assert [uid] == [u for u, _, _ in events] and calls == [1]
@@ -129,6 +138,39 @@ def test_a_solo_prompt_reaches_its_first_token_in_one_forward_pass_with_mlx_lm_s
     prompt = engine.encode(request(12).messages)
     expected = [r.token for r in stream_generate(engine.model, engine.tokenizer, prompt, max_tokens=24)]
     assert [token for _, token, _ in events] == expected
+
+
+def test_an_arrival_joins_the_running_batch_in_the_step_that_prefills_it(engine, monkeypatch):
+    """A request arriving while another decodes: its prompt in one pass, then one batch step
+    that feeds both rows; each gets a token in that step. Neither sequence runs a forward
+    pass of its own to enter the batch, as mlx-lm's insert would."""
+    if not engine.one_pass:
+        pytest.skip("a lone arrival is prefilled in one pass on GPUs; mlx-lm's batched prefill on CPU")
+    first = engine.insert(engine.prepare(request(14))).uid
+    try:
+        for _ in range(3):
+            engine.step()
+        assert engine.lanes[0].solo.next_token is not None  # decoding solo, a token computed ahead
+        calls = forward_calls(engine, monkeypatch)
+        second = engine.insert(engine.prepare(request(15))).uid
+        events = engine.step()
+        assert calls == [1, None]  # the arrival's prompt; the batch's step over both rows
+        assert sorted(uid for uid, _, _ in events) == sorted([first, second])
+    finally:
+        engine.remove(first)
+        engine.remove(second)
+    assert not engine.lanes[0]
+
+
+def test_an_arrival_removed_before_it_joins_leaves_the_solo_sequence_alone(engine):
+    first = engine.insert(engine.prepare(request(16))).uid
+    engine.step()
+    second = engine.insert(engine.prepare(request(17))).uid
+    engine.remove(second)
+    assert len(engine.lanes[0]) == 1
+    engine.step()
+    assert engine.lanes[0].solo is not None and not engine.lanes[0].batch_uids
+    engine.remove(first)
 
 
 def test_logits_to_keep_computes_the_head_for_the_last_positions_only(engine):
