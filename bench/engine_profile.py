@@ -4,7 +4,7 @@ Runs the worker's real loop (engine, detokenizers, stop-string check, messages o
 socket) with N requests kept in flight until `--requests` are done, then once more
 under cProfile; and one request alone, against ``mlx_lm.stream_generate``.
 
-    python bench/engine_profile.py --model DIR/text [--clients 32] [--cache-limit BYTES]
+    python bench/engine_profile.py --model DIR/text [--clients 32] [--stagger] [--cache-limit BYTES]
 
 With ``--memory-limit`` / ``--cache-limit`` it runs under mlx limits as a worker
 would set them (compare a CUDA worker's cache limit against mlx's default).

@@ -54,6 +54,8 @@ class Solo:
     ``mlx_lm.generate_step``, except that the first token goes out before the second is
     queued (queueing a step costs the CPU 7-15 ms on an H100). ``step`` prefills a chunk of
     the prompt or yields a token; ``hand_over`` moves the sequence into a batch generator.
+    A request arriving at a busy lane is a ``Solo`` too until it joins the batch: ``advance``
+    prefills it without reporting a token.
 
     mlx-lm prefills all but the last prompt token, then feeds that token alone for the first
     logits. Where the model computes the head for the last position only (``one_pass``), the
