@@ -164,8 +164,8 @@ class Solo:
 
 
 class _Computed(GenerationBatch):
-    """A one-row generation batch whose next token is computed already: mlx-lm's constructor
-    steps once to compute it."""
+    """A one-row generation batch whose next token is computed already, so the step that
+    mlx-lm's constructor takes to compute it is skipped."""
 
     def _step(self):
         pass
