@@ -11,6 +11,7 @@ from guards.cost import (
     VisionCost,
     fit_vision_cost,
     kv_bytes_per_token,
+    replicas_that_fit,
 )
 from guards.errors import (
     AspectRatioError,
@@ -65,6 +66,7 @@ __all__ = [
     "plan_request",
     "read_host_memory",
     "reading_from_device_info",
+    "replicas_that_fit",
     "resize",
     "smart_resize",
     "tier_for",

@@ -18,6 +18,7 @@ __all__ = [
     "VisionCost",
     "fit_vision_cost",
     "kv_bytes_per_token",
+    "replicas_that_fit",
 ]
 
 
@@ -77,6 +78,24 @@ class ModelMemory:
     def kv_bytes(self, tokens: int) -> int:
         """KV-cache bytes for a sequence of ``tokens`` tokens."""
         return self.kv_bytes_per_token * max(0, tokens)
+
+
+def replicas_that_fit(wanted: int, *, replica_bytes: int, resident_bytes: int, budget_bytes: int) -> int:
+    """How many copies of a model to run, at most ``wanted`` and at least one.
+
+    A copy holds ``replica_bytes`` for good (its weights and prefix cache); ``resident_bytes``
+    is what everything else holds for good, the first copy included. Extra copies are
+    added while everything resident stays within half of ``budget_bytes``: the other half
+    is left for the KV caches and activations of the requests the copies serve.
+    """
+    if wanted < 1:
+        raise ValueError(f"wanted must be at least 1, got {wanted}")
+    if replica_bytes < 0 or resident_bytes < 0 or budget_bytes < 0:
+        raise ValueError("replica_bytes, resident_bytes and budget_bytes must be non-negative")
+    copies = 1
+    while copies < wanted and resident_bytes + copies * replica_bytes <= budget_bytes // 2:
+        copies += 1
+    return copies
 
 
 def fit_vision_cost(samples: Sequence[tuple[int, int]]) -> VisionCost:

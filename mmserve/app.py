@@ -28,7 +28,7 @@ from .api.chat import ChatController
 from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
 from .config import Settings
-from .engines.supervisor import EngineClient, WorkerSpec
+from .engines.supervisor import EnginePool, WorkerSpec
 from .errors import AuthenticationError, InternalError, MMServeError, PayloadTooLargeError
 from .guard import MemoryGuard
 from .media import MediaLoader, MediaPolicy
@@ -120,6 +120,17 @@ def _routes_for(settings: Settings) -> list[tuple[str, str]]:
     return [(kind, ref) for kind, ref in models if ref]
 
 
+def _wanted_replicas(settings: Settings, kind: str, backend: str) -> int:
+    """Workers the engine should run, before the memory guard has its say."""
+    if kind != "text":
+        return 1
+    if settings.text_replicas:
+        return settings.text_replicas
+    # mlx's CPU backend runs each op on one core: a copy of the text model per core, up to four.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 4) if backend == "cpu" else 1
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the app; one worker per configured model starts in the lifespan."""
     guard = MemoryGuard(settings)
@@ -138,10 +149,26 @@ def create_app(settings: Settings) -> Litestar:
     service = ChatService({}, guard, media, settings.request_timeout_s)
     metrics = Metrics()
 
-    def stop_serving(engine: EngineClient) -> None:
+    def stop_serving(engine: EnginePool) -> None:
         """A model that cannot be loaded at all: record why and ask the server to stop."""
         app.state.failed = f"the {engine.kind} model could not be loaded: {engine.reason}"
         app.state.request_shutdown()
+
+    scaled = False
+
+    def attach(engine: EnginePool) -> None:
+        """A worker loaded its model. Once every engine has one loaded, the guard knows
+        what each model holds and says how many copies of each fit."""
+        nonlocal scaled
+        guard.attach(engine)
+        if scaled or any(pool.ready is None for pool in service.engines.values()):
+            return
+        scaled = True
+        for kind, pool in service.engines.items():
+            wanted = _wanted_replicas(settings, kind, pool.ready.backend)
+            if wanted > 1:
+                pool.scale_to(guard.replicas_for(kind, wanted))
+                guard.attach(pool)  # count the copies now loading
 
     @asynccontextmanager
     async def lifespan(app: Litestar):
@@ -157,7 +184,7 @@ def create_app(settings: Settings) -> Litestar:
                 calibrate_side=guard.max_image_side if kind == "vision" and settings.calibrate else 0,
                 queue_size=settings.queue_size,
             )
-            service.engines[kind] = EngineClient(spec, on_ready=guard.attach, on_failed=stop_serving)
+            service.engines[kind] = EnginePool(spec, on_ready=attach, on_failed=stop_serving)
         # Workers load in the background: /health answers at once, /ready once they are loaded.
         for engine in service.engines.values():
             engine.start()

@@ -61,6 +61,7 @@ class MemoryGuard:
         # Each worker keeps finished requests' KV for prefix reuse, within this bound.
         self.prefix_cache_bytes = min(self.budget_bytes // 16, 1 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
+        self.replicas: dict[str, int] = {}  # workers per engine, each with its own copy of the model
         self.specs: dict[str, guards.VisionSpec] = {}
         self.calibration: dict | None = None
         self.ledger = guards.MemoryLedger(self.budget_bytes)
@@ -79,7 +80,8 @@ class MemoryGuard:
         return budget
 
     def attach(self, engine) -> None:
-        """Take an engine's memory shape from its Ready message (and the device reading it carries)."""
+        """Take an engine's memory shape from its Ready message (and the device reading it
+        carries), and the number of its workers."""
         ready = engine.ready
         if ready.backend != "cpu" and not self.settings.memory_budget:
             self.reading = guards.reading_from_device_info(ready.backend, ready.device_info)
@@ -110,11 +112,25 @@ class MemoryGuard:
             context_length=ready.context_length,
             vision=vision,
         )
+        self.replicas[engine.kind] = engine.replicas
         self.ledger.set_capacity(max(self.budget_bytes - self._resident_bytes(), 0))
 
+    def replicas_for(self, kind: str, wanted: int) -> int:
+        """How many copies of an attached engine's model to run: up to ``wanted``, while
+        everything that stays in memory keeps within half the budget."""
+        return guards.replicas_that_fit(
+            wanted,
+            replica_bytes=self.models[kind].weights_bytes + self.prefix_cache_bytes,
+            resident_bytes=self._resident_bytes(),
+            budget_bytes=self.budget_bytes,
+        )
+
     def _resident_bytes(self) -> int:
-        """What stays in memory whatever the load: every engine's weights and its prefix caches."""
-        return sum(model.weights_bytes + self.prefix_cache_bytes for model in self.models.values())
+        """What stays in memory whatever the load: the weights and prefix caches of every
+        engine's workers."""
+        return sum(
+            (model.weights_bytes + self.prefix_cache_bytes) * self.replicas[kind] for kind, model in self.models.items()
+        )
 
     def _model_for(self, kind: str) -> guards.ModelMemory:
         """The engine's shape, with everything resident counted as its weights."""

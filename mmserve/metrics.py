@@ -54,7 +54,9 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("mmserve_queue_depth", "Requests admitted but not yet running", ["engine"], registry=r)
-        self.batch_size = Gauge("mmserve_batch_size", "Sequences in the engine's running batch", ["engine"], registry=r)
+        self.batch_size = Gauge(
+            "mmserve_batch_size", "Sequences in the engine's running batches", ["engine"], registry=r
+        )
         self.restarts = Gauge(
             "mmserve_worker_restarts", "Times the engine's worker was restarted", ["engine"], registry=r
         )
@@ -87,22 +89,21 @@ class Metrics:
 
     async def render(self, service) -> bytes:
         """Refresh the engine and guard gauges, then render the text exposition format."""
-        engines = list(service.engines.values())
-        stats = await asyncio.gather(*(engine.stats() for engine in engines))
-        for engine, stat in zip(engines, stats):
-            running = stat.running if stat else 0
-            self.batch_size.labels(engine.kind).set(running)
-            self.queue_depth.labels(engine.kind).set(max(engine.inflight - running, 0))
-            self.restarts.labels(engine.kind).set(engine.restarts)
-            if stat:
-                for kind, value in (
-                    ("budget", stat.memory_limit_bytes),
-                    ("active", stat.active_bytes),
-                    ("peak", stat.peak_bytes),
-                    ("cache", stat.cache_bytes),
-                    ("prefix_cache", stat.prefix_cache_bytes),
+        for pool in service.engines.values():  # an engine's workers add up
+            stats = [s for s in await asyncio.gather(*(worker.stats() for worker in pool.workers)) if s]
+            running = sum(stat.running for stat in stats)
+            self.batch_size.labels(pool.kind).set(running)
+            self.queue_depth.labels(pool.kind).set(max(pool.inflight - running, 0))
+            self.restarts.labels(pool.kind).set(pool.restarts)
+            if stats:
+                self.worker_memory.labels(pool.kind, "budget").set(stats[0].memory_limit_bytes)  # each worker's
+                for kind, field in (
+                    ("active", "active_bytes"),
+                    ("peak", "peak_bytes"),
+                    ("cache", "cache_bytes"),
+                    ("prefix_cache", "prefix_cache_bytes"),
                 ):
-                    self.worker_memory.labels(engine.kind, kind).set(value)
+                    self.worker_memory.labels(pool.kind, kind).set(sum(getattr(stat, field) for stat in stats))
         guard = service.guard
         for decision in ("resized", "clamped", "queued", "refused"):
             self.guard_decisions.labels(decision).set(guard.decisions.get(decision, 0))

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import msgspec
 
 from .engines import messages
-from .engines.supervisor import EngineClient
-from .errors import EngineUnavailableError, InternalError
+from .engines.supervisor import EngineClient, EnginePool
+from .errors import InternalError
 from .guard import MemoryGuard
 from .media import MediaLoader
 from .normalize import Job, Route
@@ -38,7 +39,7 @@ class Prepared:
 
 class ChatService:
     def __init__(
-        self, engines: dict[str, EngineClient], guard: MemoryGuard, media: MediaLoader, request_timeout_s: float
+        self, engines: dict[str, EnginePool], guard: MemoryGuard, media: MediaLoader, request_timeout_s: float
     ) -> None:
         self.engines = engines
         self.guard = guard
@@ -50,11 +51,9 @@ class ChatService:
 
     async def prepare(self, job: Job, log: dict) -> Prepared:
         started = time.monotonic()
-        engine = self.engines[job.route.kind]
-        log.update(route=job.route.kind, model=engine.name, images=len(job.images))
-        if not engine.is_ready:
-            raise EngineUnavailableError(f"the {engine.kind} engine is not ready ({engine.state})", retry_after=2)
-        engine.admit()
+        pool = self.engines[job.route.kind]
+        log.update(route=job.route.kind, model=pool.name, images=len(job.images))
+        engine = pool.admit(affinity=_affinity(job))
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
             text_tokens = await engine.count(job.messages, len(job.images))
@@ -113,6 +112,12 @@ class ChatService:
                 yield event
         finally:
             await stream.aclose()
+
+
+def _affinity(job: Job) -> int:
+    """A number that the conversation's first message decides: its later turns, and
+    requests sharing a system prompt, prefer one worker, whose prefix cache holds them."""
+    return zlib.crc32(msgspec.json.encode(job.messages[0])) if job.messages else 0
 
 
 def _ms(seconds: float) -> float:

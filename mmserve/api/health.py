@@ -39,7 +39,7 @@ class AdminController(Controller):
 
     @get("/status", summary="Memory guard and worker memory, as JSON")
     async def status(self, chat_service: ChatService) -> dict:
-        engines = list(chat_service.engines.values())
+        engines = [worker for pool in chat_service.engines.values() for worker in pool.workers]
         stats = await asyncio.gather(*(engine.stats() for engine in engines))
         workers = []
         for engine, stat in zip(engines, stats):

@@ -1,9 +1,11 @@
-"""The HTTP-process side of an engine: starts its worker, routes messages, restarts it.
+"""The HTTP-process side of an engine: starts its workers, routes messages, restarts them.
 
 ``EngineClient`` owns one worker process. Requests talk to it through ``count``,
 ``generate`` and ``stats``; a worker that dies (crash, OOM kill, SIGKILL) is noticed
 when its socket closes: every request it held gets ``EngineUnavailableError`` and
-the worker is started again with exponential backoff. This module never imports mlx.
+the worker is started again with exponential backoff. ``EnginePool`` holds the
+workers of one engine (copies of one model) and picks one for each request. This
+module never imports mlx.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import structlog
 from ..errors import EngineUnavailableError, InternalError, InvalidRequestError, MMServeError, OverloadedError
 from . import messages
 
-__all__ = ["EngineClient", "WorkerSpec"]
+__all__ = ["EngineClient", "EnginePool", "WorkerSpec"]
 
 log = structlog.get_logger("mmserve.engine")
 
@@ -85,12 +87,14 @@ class EngineClient:
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Ask the worker to finish running work and exit; kill it after ``drain_timeout``."""
         self._stopping = True
-        if self._writer is not None and self.process is not None and self.process.returncode is None:
+        process = self.process
+        if process is not None and process.returncode is None:
             try:
-                self._send(messages.Shutdown())
-                await asyncio.wait_for(self.process.wait(), drain_timeout)
-            except (TimeoutError, ConnectionError, RuntimeError):
-                self.process.kill()
+                self._send(messages.Shutdown())  # refused while it is still loading: nothing to drain
+                await asyncio.wait_for(process.wait(), drain_timeout)
+            except (TimeoutError, ConnectionError, RuntimeError, EngineUnavailableError):
+                process.kill()
+                await process.wait()
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
@@ -256,6 +260,119 @@ class EngineClient:
             "pid": self.process.pid if self.process and self.process.returncode is None else None,
             "state": self.state,
             "reason": self.reason,
+            "restarts": self.restarts,
+            "inflight": self.inflight,
+        }
+
+
+class EnginePool:
+    """The workers of one engine: copies of one model, each a supervised process of its own.
+
+    The pool starts with one worker; ``scale_to`` adds copies (the app asks the memory
+    guard how many fit once every engine has loaded). On mlx's CPU backend a process runs
+    one op at a time on one core, and threads within it share Python's interpreter lock,
+    so a copy per core decodes that many batches side by side.
+
+    A request goes to the ready worker with the fewest requests in flight; among equals,
+    to the one its ``affinity`` picks (the app derives it from the conversation's first
+    message), so a conversation's later turns find their prefix in that worker's cache.
+    """
+
+    def __init__(self, spec: WorkerSpec, on_ready=None, on_failed=None) -> None:
+        self.spec = spec
+        self._on_ready = on_ready  # called with this pool whenever one of its workers reports Ready
+        self._on_failed = on_failed  # called with this pool when the model cannot be loaded at all
+        self.workers: list[EngineClient] = []
+
+    @property
+    def kind(self) -> str:
+        return self.spec.engine
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def replicas(self) -> int:
+        """Workers started, loading ones included: each holds a copy of the weights."""
+        return len(self.workers)
+
+    @property
+    def is_ready(self) -> bool:
+        return any(worker.is_ready for worker in self.workers)
+
+    @property
+    def ready(self) -> messages.Ready | None:
+        """The Ready message of a worker that has loaded the model, if any has."""
+        return next((worker.ready for worker in self.workers if worker.ready is not None), None)
+
+    @property
+    def state(self) -> str:
+        return "ready" if self.is_ready else self.workers[0].state
+
+    @property
+    def reason(self) -> str:
+        return "ready" if self.is_ready else self.workers[0].reason
+
+    @property
+    def inflight(self) -> int:
+        return sum(worker.inflight for worker in self.workers)
+
+    @property
+    def restarts(self) -> int:
+        return sum(worker.restarts for worker in self.workers)
+
+    def start(self) -> None:
+        """Start the first worker; ``state`` says how it goes."""
+        self._add()
+
+    def scale_to(self, replicas: int) -> None:
+        """Start workers until ``replicas`` run (it never stops any)."""
+        while len(self.workers) < replicas:
+            self._add()
+        log.info("engine replicas", engine=self.kind, replicas=len(self.workers))
+
+    def _add(self) -> None:
+        worker = EngineClient(self.spec, on_ready=self._worker_ready, on_failed=self._worker_failed)
+        self.workers.append(worker)
+        worker.start()
+
+    def _worker_ready(self, worker: EngineClient) -> None:
+        if self._on_ready is not None:
+            self._on_ready(self)
+
+    def _worker_failed(self, worker: EngineClient) -> None:
+        if worker is self.workers[0]:
+            if self._on_failed is not None:
+                self._on_failed(self)
+            return
+        # A further copy that cannot load (memory taken meanwhile, say): serve with the others.
+        log.warning("replica failed to load", engine=self.kind, reason=worker.reason)
+        self.workers.remove(worker)
+        if self._on_ready is not None:
+            self._on_ready(self)
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        await asyncio.gather(*(worker.stop(drain_timeout) for worker in self.workers))
+
+    def admit(self, affinity: int = 0) -> EngineClient:
+        """The worker that takes a request, with its place in that worker's queue taken;
+        refuses at once (503) when no worker is ready or the chosen one is full."""
+        ready = [worker for worker in self.workers if worker.is_ready]
+        if not ready:
+            raise EngineUnavailableError(f"the {self.kind} engine is not ready ({self.state})", retry_after=2)
+        order = {id(worker): (i - affinity) % len(ready) for i, worker in enumerate(ready)}
+        worker = min(ready, key=lambda w: (w.inflight, order[id(w)]))
+        worker.admit()
+        return worker
+
+    def describe(self) -> dict:
+        return {
+            "engine": self.kind,
+            "model": self.name,
+            "state": self.state,
+            "reason": self.reason,
+            "replicas": self.replicas,
             "restarts": self.restarts,
             "inflight": self.inflight,
         }

@@ -334,14 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine == "text":
             from .text import TextEngine
 
-            # On mlx's CPU backend each op runs on one core: a lane of the batch per core.
-            lanes = min(os.cpu_count() or 1, 4) if backend == "cpu" else 1
-            engine = TextEngine(
-                args.model,
-                max_batch=args.max_batch,
-                prefix_cache_bytes=args.prefix_cache_bytes,
-                lanes=lanes,
-            )
+            engine = TextEngine(args.model, max_batch=args.max_batch, prefix_cache_bytes=args.prefix_cache_bytes)
         else:
             from .vision import VisionEngine
 

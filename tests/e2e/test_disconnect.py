@@ -13,7 +13,7 @@ LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens"
 
 
 def running(server, engine: str) -> int:
-    return next(w["running"] for w in server.status()["workers"] if w["engine"] == engine)
+    return sum(w["running"] for w in server.status()["workers"] if w["engine"] == engine)
 
 
 def wait_for_running(server, engine: str, value: int, timeout: float) -> float:

@@ -13,6 +13,7 @@ from guards import (
     VisionCost,
     fit_vision_cost,
     kv_bytes_per_token,
+    replicas_that_fit,
 )
 
 # The shared/gpu README: Qwen2.5-VL-3B, float32 vision tower, extra peak over weights.
@@ -109,3 +110,27 @@ def test_default_cost_overshoots_by_at_most_a_third():
     """The default is conservative but not wildly so: at most +33 % over the README points."""
     for p, gb in README:
         assert DEFAULT_VISION_COST.bytes_for(p) <= 1.33 * gb * 1e9
+
+
+def test_replicas_fill_half_the_budget_at_most():
+    """Copies are added while everything resident stays within half the budget."""
+    fit = lambda wanted, resident: replicas_that_fit(  # noqa: E731
+        wanted, replica_bytes=2 * GiB, resident_bytes=resident, budget_bytes=20 * GiB
+    )
+    assert fit(4, 2 * GiB) == 4  # 8 GiB resident in all
+    assert fit(4, 5 * GiB) == 3  # a vision model besides the first copy: 9 GiB
+    assert fit(2, 9 * GiB) == 1  # a second copy would make 11 GiB
+    assert fit(1, 0) == 1
+
+
+def test_one_copy_runs_whatever_the_memory():
+    """The first copy is never refused here: whether it fits is the request plans' business."""
+    assert replicas_that_fit(4, replica_bytes=30 * GiB, resident_bytes=30 * GiB, budget_bytes=20 * GiB) == 1
+
+
+def test_replicas_reject_nonsense():
+    """Asking for no copy at all, or negative sizes, is a ValueError."""
+    with pytest.raises(ValueError, match="wanted"):
+        replicas_that_fit(0, replica_bytes=1, resident_bytes=1, budget_bytes=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        replicas_that_fit(2, replica_bytes=-1, resident_bytes=1, budget_bytes=1)

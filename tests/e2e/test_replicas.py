@@ -1,0 +1,110 @@
+"""Several text workers, each a copy of the model: requests spread, answers agree, one dying leaves the rest serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import ExitStack
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens": 3000, "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def pair(models, tmp_path_factory):
+    srv = start_server(models, tmp_path_factory.mktemp("replica-logs"), "--text-replicas", "2")
+    wait_until(lambda: [w["state"] for w in text_workers(srv)] == ["ready", "ready"])
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def client(pair) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{pair.base_url}/v1", api_key="x", max_retries=0, timeout=60)
+
+
+def text_workers(server) -> list[dict]:
+    return [w for w in server.status()["workers"] if w["engine"] == "text"]
+
+
+def wait_until(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError("condition not met in time")
+
+
+def test_both_copies_run_as_processes_of_their_own(pair):
+    """/ready and /admin/status show two text workers with their own pids."""
+    ready = httpx.get(f"{pair.base_url}/ready", timeout=5).json()
+    assert ready["engines"]["text"]["replicas"] == 2
+    pids = [w["pid"] for w in text_workers(pair)]
+    assert len(set(pids)) == 2 and all(pids)
+
+
+def test_concurrent_requests_spread_over_the_workers(pair):
+    """Four long streams at once run two on each worker, although all four prefer the same one."""
+    with httpx.Client(timeout=30) as http, ExitStack() as streams:
+        lines = []  # kept: an iterator closed by the garbage collector closes its response
+        for _ in range(4):
+            response = streams.enter_context(
+                http.stream("POST", f"{pair.base_url}/v1/chat/completions", json={**LONG, "stream": True})
+            )
+            lines.append(response.iter_lines())
+            next(lines[-1])
+        wait_until(lambda: [w["running"] for w in text_workers(pair)] == [2, 2], timeout=10)
+    wait_until(lambda: all(w["running"] == 0 for w in text_workers(pair)), timeout=5)
+
+
+def test_greedy_answers_do_not_depend_on_the_worker(client):
+    """The same prompt sent twice at once (one to each worker) and alone gets one greedy answer."""
+    ask = lambda: client.chat.completions.create(  # noqa: E731
+        model="text", messages=[{"role": "user", "content": "Which worker?"}], max_tokens=24, temperature=0
+    )
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(ask().choices[0].message.content)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 2 and answers[0] == answers[1] == ask().choices[0].message.content
+
+
+def test_a_conversation_stays_with_the_worker_that_caches_it(client):
+    """Every conversation's second turn finds its first turn in the prefix cache."""
+    for i in range(6):  # one worker in two by chance: 1 in 64 to pass without affinity
+        messages = [{"role": "user", "content": f"Conversation {i} opens here."}]
+        first = client.chat.completions.create(model="text", messages=messages, max_tokens=8, temperature=0)
+        follow_up = [
+            *messages,
+            {"role": "assistant", "content": first.choices[0].message.content},
+            {"role": "user", "content": "And then?"},
+        ]
+        second = client.chat.completions.create(model="text", messages=follow_up, max_tokens=8, temperature=0)
+        assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1
+
+
+def test_one_worker_dying_leaves_the_other_serving(pair, client):
+    """SIGKILL of one text worker: /ready stays 200, requests are answered, and the worker comes back."""
+    victim = text_workers(pair)[0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: any(w["state"] != "ready" for w in text_workers(pair)), timeout=10)
+    assert httpx.get(f"{pair.base_url}/ready", timeout=5).status_code == 200
+    for i in range(3):
+        answer = client.chat.completions.create(
+            model="text", messages=[{"role": "user", "content": f"Still there, {i}?"}], max_tokens=4, temperature=0
+        )
+        assert answer.choices[0].message.content
+    wait_until(lambda: [w["state"] for w in text_workers(pair)] == ["ready", "ready"])
+    assert victim not in [w["pid"] for w in text_workers(pair)]

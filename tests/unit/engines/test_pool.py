@@ -1,0 +1,63 @@
+"""Which worker of an engine takes a request."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmserve.engines.supervisor import EngineClient, EnginePool, WorkerSpec
+from mmserve.errors import EngineUnavailableError, OverloadedError
+
+SPEC = WorkerSpec(engine="text", path="/models/text", name="text", max_batch=2, queue_size=1)
+
+
+def pool_of(*states: str) -> EnginePool:
+    """A pool whose workers are in ``states``, without starting any process."""
+    pool = EnginePool(SPEC)
+    for state in states:
+        worker = EngineClient(SPEC)
+        worker.state = state
+        pool.workers.append(worker)
+    return pool
+
+
+def test_the_least_busy_ready_worker_takes_the_request():
+    """A request goes to the ready worker with the fewest requests in flight."""
+    pool = pool_of("ready", "ready", "restarting")
+    pool.workers[0].inflight = 2
+    pool.workers[1].inflight = 1
+    assert pool.admit() is pool.workers[1]
+    assert pool.workers[1].inflight == 2
+
+
+def test_affinity_breaks_ties():
+    """Among equally busy workers the affinity picks one, the same one every time."""
+    pool = pool_of("ready", "ready")
+    picked = [pool.admit(affinity=7) for _ in range(2)]  # the second finds its first choice busier
+    assert picked == [pool.workers[1], pool.workers[0]]
+    for worker in pool.workers:
+        worker.leave()
+    assert pool.admit(affinity=8) is pool.workers[0]
+
+
+def test_a_full_pool_refuses_at_once():
+    """When the least busy worker's queue is full too, the request gets a 503 (OverloadedError)."""
+    pool = pool_of("ready", "ready")
+    for worker in pool.workers:
+        worker.inflight = SPEC.max_batch + SPEC.queue_size
+    with pytest.raises(OverloadedError):
+        pool.admit()
+
+
+def test_no_ready_worker_is_a_503_that_says_why():
+    """With every worker down the request is refused with the first worker's state."""
+    pool = pool_of("restarting", "starting")
+    with pytest.raises(EngineUnavailableError, match=r"text engine is not ready \(restarting\)"):
+        pool.admit()
+    assert pool.describe()["state"] == "restarting"
+
+
+def test_one_ready_worker_keeps_the_engine_ready():
+    """The engine is ready while any of its workers is; the pool counts them all."""
+    pool = pool_of("restarting", "ready")
+    assert pool.is_ready and pool.state == "ready"
+    assert pool.describe()["replicas"] == 2
