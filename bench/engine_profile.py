@@ -35,7 +35,6 @@ def main() -> int:
     parser.add_argument("--prefix-cache-bytes", type=int, default=256 << 20)
     parser.add_argument("--memory-limit", type=int, default=0, help="mx.set_memory_limit, bytes (0: mlx default)")
     parser.add_argument("--cache-limit", type=int, default=0, help="mx.set_cache_limit, bytes (0: mlx default)")
-    parser.add_argument("--lanes", type=int, default=1, help="text-engine lanes stepped side by side")
     parser.add_argument("--temperature", type=float, default=0.0, help="every request's temperature (0: greedy)")
     parser.add_argument(
         "--stagger",
@@ -59,9 +58,7 @@ def main() -> int:
     from mmserve.engines.text import TextEngine
     from mmserve.engines.worker import Worker, _batch_sizes, _Prepared
 
-    engine = TextEngine(
-        args.model, max_batch=args.clients, prefix_cache_bytes=args.prefix_cache_bytes, lanes=args.lanes
-    )
+    engine = TextEngine(args.model, max_batch=args.clients, prefix_cache_bytes=args.prefix_cache_bytes)
     engine.warm_up(_batch_sizes(args.clients))
     ours, theirs = socket.socketpair()
     threading.Thread(target=lambda: all(iter(lambda: theirs.recv(1 << 20), b"")), daemon=True).start()

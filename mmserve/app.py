@@ -122,11 +122,10 @@ def _routes_for(settings: Settings) -> list[tuple[str, str]]:
 
 def _wanted_replicas(settings: Settings, kind: str, backend: str) -> int:
     """Workers the engine should run, before the memory guard has its say."""
-    if kind != "text":
-        return 1
-    if settings.text_replicas:
-        return settings.text_replicas
-    # mlx's CPU backend runs each op on one core: a copy of the text model per core, up to four.
+    wanted = settings.text_replicas if kind == "text" else settings.vision_replicas
+    if wanted:
+        return wanted
+    # mlx's CPU backend runs each op on one core: a copy of the model per core, up to four.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return min(cores, 4) if backend == "cpu" else 1
 

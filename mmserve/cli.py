@@ -39,11 +39,12 @@ def _serve_parser(sub) -> None:
     p.add_argument("--no-remote-images", action="store_true", default=None, help="refuse http(s) image URLs")
     p.add_argument("--queue-size", type=int)
     p.add_argument("--max-batch-size", type=int)
-    p.add_argument(
-        "--text-replicas",
-        type=int,
-        help="text workers, each a copy of the model (default: one per core on CPU, else 1)",
-    )
+    for kind in ("text", "vision"):
+        p.add_argument(
+            f"--{kind}-replicas",
+            type=int,
+            help=f"{kind} workers, each a copy of the model (default: one per core, up to 4, on CPU, else 1)",
+        )
     p.add_argument("--request-timeout", dest="request_timeout_s", type=float)
     p.add_argument("--max-body-bytes", type=int)
     p.add_argument("--memory-wait", dest="memory_wait_s", type=float, help="seconds a request may queue for memory")

@@ -48,7 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Engines.
     queue_size: int = 64  # requests waiting per engine before 503
     max_batch_size: int = 32  # sequences decoded together; the guard still reserves each one's KV
-    text_replicas: int = 0  # text workers, each a copy of the model; 0: one per core on mlx's CPU backend, else 1
+    # Workers per engine, each a copy of its model; 0: one per core (up to 4) on mlx's CPU backend, else 1.
+    text_replicas: int = 0
+    vision_replicas: int = 0
     request_timeout_s: float = 600.0
     calibrate: bool = True
 
@@ -70,8 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         for name in ("max_body_bytes", "queue_size", "max_batch_size", "max_images", "default_max_tokens"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
-        if self.text_replicas < 0:
-            raise SettingsError("text_replicas must be 0 (automatic) or more")
+        for name in ("text_replicas", "vision_replicas"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 (automatic) or more")
         if self.min_image_side < 28:
             raise SettingsError("min_image_side must be at least 28")
 

@@ -89,8 +89,8 @@ class MemoryGuard:
             self.budget_bytes = self._budget()
             self.max_image_side = self.settings.max_image_side or self.tier.max_image_side
         vision = None
-        if ready.vision_spec and not ready.calibration and engine.kind in self.models:
-            vision = self.models[engine.kind].vision  # a restarted worker: keep the first calibration
+        if ready.vision_spec and engine.kind in self.models:
+            vision = self.models[engine.kind].vision  # another or a restarted worker: keep the first calibration
         elif ready.vision_spec:
             self.specs[engine.kind] = guards.VisionSpec(**ready.vision_spec)
             vision = guards.DEFAULT_VISION_COST

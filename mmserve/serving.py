@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -115,9 +114,12 @@ class ChatService:
 
 
 def _affinity(job: Job) -> int:
-    """A number that the conversation's first message decides: its later turns, and
-    requests sharing a system prompt, prefer one worker, whose prefix cache holds them."""
-    return zlib.crc32(msgspec.json.encode(job.messages[0])) if job.messages else 0
+    """A number that the request's first image decides, or else the conversation's first
+    message: a page asked again, a conversation's later turns and requests sharing a
+    system prompt prefer one worker, whose caches hold their features and prefix."""
+    if job.images:
+        return hash(job.images[0].url)
+    return hash(msgspec.json.encode(job.messages[0])) if job.messages else 0
 
 
 def _ms(seconds: float) -> float:

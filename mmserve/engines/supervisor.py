@@ -11,6 +11,7 @@ module never imports mlx.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import socket
 import sys
@@ -274,8 +275,9 @@ class EnginePool:
     so a copy per core decodes that many batches side by side.
 
     A request goes to the ready worker with the fewest requests in flight; among equals,
-    to the one its ``affinity`` picks (the app derives it from the conversation's first
-    message), so a conversation's later turns find their prefix in that worker's cache.
+    to the one its ``affinity`` picks (the app derives it from the request's first image,
+    or else its first message), so a page asked again, or a conversation's later turn,
+    finds its features and prefix in that worker's caches.
     """
 
     def __init__(self, spec: WorkerSpec, on_ready=None, on_failed=None) -> None:
@@ -333,7 +335,8 @@ class EnginePool:
         log.info("engine replicas", engine=self.kind, replicas=len(self.workers))
 
     def _add(self) -> None:
-        worker = EngineClient(self.spec, on_ready=self._worker_ready, on_failed=self._worker_failed)
+        spec = self.spec if not self.workers else dataclasses.replace(self.spec, calibrate_side=0)  # calibrated once
+        worker = EngineClient(spec, on_ready=self._worker_ready, on_failed=self._worker_failed)
         self.workers.append(worker)
         worker.start()
 

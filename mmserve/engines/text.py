@@ -9,16 +9,13 @@ A sequence enters a running batch with its next token already computed (``join``
 the batch's next step feeds and reports it with everyone else's. mlx-lm's own way in
 runs a sequence's last prompt token through a forward pass of its own first.
 
-On mlx's CPU backend each op runs on one core, so there the engine keeps one
-``Lane`` (a solo sequence or a batch) per core, up to four, each stepped on its
-own thread and mlx stream; a request goes to the first lane with room. GPU
-backends use one lane.
+On mlx's CPU backend each op runs on one core; the server runs a copy of the engine
+per core, each in a worker process of its own (``EnginePool``).
 """
 
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
 from mlx_lm import load
@@ -301,7 +298,6 @@ class TextEngine:
         *,
         max_batch: int = 16,
         prefix_cache_bytes: int = 256 << 20,
-        lanes: int = 1,
         one_pass: bool | None = None,
     ) -> None:
         self.model, self.tokenizer = load(path)
@@ -323,18 +319,10 @@ class TextEngine:
         # (multi-turn chat, a common system prompt) prefills only what is new.
         self.prefix_cache = LRUPromptCache(max_size=256, max_bytes=prefix_cache_bytes) if prefix_cache_bytes else None
         self._uids = itertools.count()
-        # Lane 0 steps on the caller's thread; each other lane on a thread of its own, whose
-        # mlx stream (mlx-lm's generation stream is per thread) is then always the same.
-        self.threads = [ThreadPoolExecutor(1, thread_name_prefix=f"lane-{i}") for i in range(1, lanes)]
         self.reset()
 
     def reset(self) -> None:
-        self.per_lane = -(-self.max_batch // (len(self.threads) + 1))
-        self.lanes = [
-            Lane(self.model, self.eos_token_ids, self.per_lane, one_pass=self.one_pass)
-            for _ in range(len(self.threads) + 1)
-        ]
-        self.lane_of: dict[int, Lane] = {}
+        self.lane = Lane(self.model, self.eos_token_ids, self.max_batch, one_pass=self.one_pass)
 
     def encode(self, chat: list[dict]) -> list[int]:
         return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)
@@ -367,32 +355,18 @@ class TextEngine:
         request, prompt = prepared
         cache, cached = self._cached_prefix(prompt)
         uid = next(self._uids)
-        # The first lane with room: small batches stay together, where splitting them measured
-        # slower (each step's Python work is then a larger share than the compute that lanes share out).
-        lane = next((lane for lane in self.lanes if len(lane) < self.per_lane), min(self.lanes, key=len))
         sampler, processors = make_sampler(request.sampling), make_logits(request.sampling)
-        lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
-        self.lane_of[uid] = lane
+        self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
         return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
 
     def remove(self, uid: int) -> None:
-        lane = self.lane_of.pop(uid, None)
-        if lane is not None:
-            lane.remove(uid)
+        self.lane.remove(uid)
 
     def step(self) -> list[tuple[int, int, str | None]]:
-        first, *others = self.lanes
-        stepping = [thread.submit(lane.step) for thread, lane in zip(self.threads, others) if lane]
-        events = first.step() if first else []
-        for future in stepping:
-            events += future.result()
-        for uid, _, finish_reason in events:
-            if finish_reason is not None:
-                self.lane_of.pop(uid, None)
-        for lane in self.lanes:
-            for tokens, cache in lane.finished:
-                self._cache_prefix(tokens, cache)
-            lane.finished.clear()
+        events = self.lane.step() if self.lane else []
+        for tokens, cache in self.lane.finished:
+            self._cache_prefix(tokens, cache)
+        self.lane.finished.clear()
         return events
 
     def _cache_prefix(self, tokens: list[int], cache: list) -> None:

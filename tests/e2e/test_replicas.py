@@ -1,4 +1,5 @@
-"""Several text workers, each a copy of the model: requests spread, answers agree, one dying leaves the rest serving."""
+"""Several workers per engine, each a copy of the model: requests spread, answers agree, a page
+or a conversation stays with the worker that caches it, and one dying leaves the rest serving."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens"
 
 @pytest.fixture(scope="module")
 def pair(models, tmp_path_factory):
-    srv = start_server(models, tmp_path_factory.mktemp("replica-logs"), "--text-replicas", "2")
-    wait_until(lambda: [w["state"] for w in text_workers(srv)] == ["ready", "ready"])
+    srv = start_server(
+        models, tmp_path_factory.mktemp("replica-logs"), "--text-replicas", "2", "--vision-replicas", "2"
+    )
+    wait_until(lambda: [w["state"] for w in srv.status()["workers"]] == ["ready"] * 4)
     yield srv
     stop_server(srv)
 
@@ -34,6 +37,12 @@ def client(pair) -> openai.OpenAI:
 
 def text_workers(server) -> list[dict]:
     return [w for w in server.status()["workers"] if w["engine"] == "text"]
+
+
+def image_question(uri: str, text: str) -> list[dict]:
+    return [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": text}]}
+    ]
 
 
 def wait_until(predicate, timeout: float = 60) -> None:
@@ -55,15 +64,31 @@ def test_both_copies_run_as_processes_of_their_own(pair):
 
 def test_concurrent_requests_spread_over_the_workers(pair):
     """Four long streams at once run two on each worker, although all four prefer the same one."""
-    with httpx.Client(timeout=30) as http, ExitStack() as streams:
-        lines = []  # kept: an iterator closed by the garbage collector closes its response
-        for _ in range(4):
-            response = streams.enter_context(
-                http.stream("POST", f"{pair.base_url}/v1/chat/completions", json={**LONG, "stream": True})
-            )
-            lines.append(response.iter_lines())
-            next(lines[-1])
-        wait_until(lambda: [w["running"] for w in text_workers(pair)] == [2, 2], timeout=10)
+    stop = threading.Event()
+
+    def stream(http: httpx.Client) -> None:
+        with http.stream("POST", f"{pair.base_url}/v1/chat/completions", json={**LONG, "stream": True}) as response:
+            for _ in response.iter_lines():
+                if stop.is_set():
+                    return
+
+    def running() -> list[int]:
+        workers = status.get(f"{pair.base_url}/admin/status").json()["workers"]
+        return [w["running"] for w in workers if w["engine"] == "text"]
+
+    # Every client is made before the load starts: making one (its TLS context) took seconds
+    # in this process while two workers kept both cores of a small machine busy.
+    with ExitStack() as clients:
+        status, *https = [clients.enter_context(httpx.Client(timeout=30)) for _ in range(5)]
+        threads = [threading.Thread(target=stream, args=(http,)) for http in https]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: running() == [2, 2], timeout=10)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
     wait_until(lambda: all(w["running"] == 0 for w in text_workers(pair)), timeout=5)
 
 
@@ -93,6 +118,22 @@ def test_a_conversation_stays_with_the_worker_that_caches_it(client):
         ]
         second = client.chat.completions.create(model="text", messages=follow_up, max_tokens=8, temperature=0)
         assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 1
+
+
+def test_a_page_asked_again_goes_to_the_worker_that_encoded_it(client):
+    """Every page's second question, a different one, reuses the first's cached image KV."""
+    from tests.e2e.test_openai_sdk import png_data_uri
+
+    for seed in range(6):  # one worker in two by chance: 1 in 64 to pass without affinity
+        uri = png_data_uri(224, 224, seed=100 + seed)
+        first = client.chat.completions.create(
+            model="vision", messages=image_question(uri, "What is this?"), max_tokens=4, temperature=0
+        )
+        second = client.chat.completions.create(
+            model="vision", messages=image_question(uri, "And its colours?"), max_tokens=4, temperature=0
+        )
+        assert first.usage.prompt_tokens_details.cached_tokens == 0
+        assert second.usage.prompt_tokens_details.cached_tokens >= 48  # 224 px: 64 image tokens
 
 
 def test_one_worker_dying_leaves_the_other_serving(pair, client):

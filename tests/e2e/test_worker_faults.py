@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fragile(models, tmp_path_factory):
-    # One text worker: with more, the others keep the engine ready (tests/e2e/test_replicas.py).
-    srv = start_server(models, tmp_path_factory.mktemp("fault-logs"), "--text-replicas", "1")
+    # One worker per engine: with more, the others keep it ready (tests/e2e/test_replicas.py).
+    srv = start_server(models, tmp_path_factory.mktemp("fault-logs"), "--text-replicas", "1", "--vision-replicas", "1")
     yield srv
     stop_server(srv)
 

@@ -1,6 +1,5 @@
-"""The text engine on a tiny model: a request alone decodes solo, moving it into the
-batch when others arrive changes none of its tokens, and neither do lanes stepped
-side by side on their own threads."""
+"""The text engine on a tiny model: a request alone decodes solo, and moving it into the
+batch when others arrive changes none of its tokens."""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ def request(i: int, max_tokens: int = 24, **sampling) -> messages.Generate:
 def run(engine: TextEngine, first: messages.Generate, *later: messages.Generate, join_at: int = 0) -> dict:
     """Tokens by request id; ``later`` requests are inserted after ``join_at`` steps of ``first``."""
     ids = {engine.insert(engine.prepare(first)).uid: first.id}
-    solo = engine.lanes[0].solo is not None
+    solo = engine.lane.solo is not None
     tokens: dict[str, list[int]] = {}
     steps = 0
     while ids or later:
@@ -42,7 +41,7 @@ def run(engine: TextEngine, first: messages.Generate, *later: messages.Generate,
                 del ids[uid]
         steps += 1
     assert solo, "an idle engine runs its first request solo"
-    assert not any(engine.lanes) and not engine.lane_of
+    assert not engine.lane
     return tokens
 
 
@@ -92,7 +91,7 @@ def test_a_solo_request_that_is_removed_leaves_the_engine_idle(engine):
     engine.step()
     engine.step()
     engine.remove(uid)
-    assert engine.lanes[0].solo is None
+    assert engine.lane.solo is None
     assert run(engine, request(5)) == run(engine, request(5))
 
 
@@ -102,7 +101,7 @@ def test_a_solo_request_reports_its_first_token_before_queueing_the_next_step(en
         events = []
         while not events:
             events = engine.step()
-        solo = engine.lanes[0].solo
+        solo = engine.lane.solo
         assert solo.next_token is None and solo.todo == [events[0][1]]  # the next step feeds it
     finally:
         engine.remove(uid)
@@ -150,7 +149,7 @@ def test_an_arrival_joins_the_running_batch_in_the_step_that_prefills_it(engine,
     try:
         for _ in range(3):
             engine.step()
-        assert engine.lanes[0].solo.next_token is not None  # decoding solo, a token computed ahead
+        assert engine.lane.solo.next_token is not None  # decoding solo, a token computed ahead
         calls = forward_calls(engine, monkeypatch)
         second = engine.insert(engine.prepare(request(15))).uid
         events = engine.step()
@@ -159,7 +158,7 @@ def test_an_arrival_joins_the_running_batch_in_the_step_that_prefills_it(engine,
     finally:
         engine.remove(first)
         engine.remove(second)
-    assert not engine.lanes[0]
+    assert not engine.lane
 
 
 def test_an_arrival_removed_before_it_joins_leaves_the_solo_sequence_alone(engine):
@@ -167,9 +166,9 @@ def test_an_arrival_removed_before_it_joins_leaves_the_solo_sequence_alone(engin
     engine.step()
     second = engine.insert(engine.prepare(request(17))).uid
     engine.remove(second)
-    assert len(engine.lanes[0]) == 1
+    assert len(engine.lane) == 1
     engine.step()
-    assert engine.lanes[0].solo is not None and not engine.lanes[0].batch_uids
+    assert engine.lane.solo is not None and not engine.lane.batch_uids
     engine.remove(first)
 
 
@@ -211,34 +210,7 @@ def test_hand_over_during_a_chunked_prefill_keeps_every_token(engine, monkeypatc
     monkeypatch.setattr(text, "PREFILL_STEP", 4)  # the first prompt's prefill takes several steps
     first = engine.insert(engine.prepare(request(9)))
     engine.step()
-    assert len(engine.lanes[0].solo.todo) > 1  # still prefilling after a step
+    assert len(engine.lane.solo.todo) > 1  # still prefilling after a step
     engine.remove(first.uid)
     together = run(engine, request(7), request(8), join_at=2)
     assert together == alone
-
-
-@pytest.fixture(scope="module")
-def two_lanes(models) -> TextEngine:
-    return TextEngine(str(models / "text"), max_batch=8, prefix_cache_bytes=64 << 20, lanes=2)
-
-
-def test_requests_spread_over_lanes_keep_every_token(engine, two_lanes):
-    batch = [request(10 + i, max_tokens=16 + i) for i in range(6)]  # four to a lane: both lanes fill
-    alone: dict = {}
-    for r in batch:
-        alone |= run(engine, r)
-    together = run(two_lanes, batch[0], *batch[1:], join_at=2)
-    assert together == alone
-    assert two_lanes.prefix_cache.nbytes > 0  # sequences finished on either lane fed the cache
-
-
-def test_a_second_lane_opens_when_the_first_is_full(two_lanes):
-    uids = [two_lanes.insert(two_lanes.prepare(request(20 + i))).uid for i in range(5)]
-    assert [len(lane) for lane in two_lanes.lanes] == [4, 1]
-    assert two_lanes.lanes[1].solo.uid == uids[4]
-    two_lanes.step()
-    two_lanes.remove(uids[4])
-    assert not two_lanes.lanes[1]
-    for uid in uids[:4]:
-        two_lanes.remove(uid)
-    assert not any(two_lanes.lanes) and not two_lanes.lane_of
