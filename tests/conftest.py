@@ -38,6 +38,16 @@ def models(tmp_path_factory) -> Path:
     return root
 
 
+def wait_until(predicate, timeout: float = 60) -> None:
+    """Poll ``predicate`` every 0.1 s until it holds; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError("condition not met in time")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

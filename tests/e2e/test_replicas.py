@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from contextlib import ExitStack
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import start_server, stop_server, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +42,6 @@ def image_question(uri: str, text: str) -> list[dict]:
     return [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": text}]}
     ]
-
-
-def wait_until(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met in time")
 
 
 def test_both_copies_run_as_processes_of_their_own(pair):

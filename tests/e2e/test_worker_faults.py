@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import start_server, stop_server, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +22,6 @@ def fragile(models, tmp_path_factory):
     srv = start_server(models, tmp_path_factory.mktemp("fault-logs"), "--text-replicas", "1", "--vision-replicas", "1")
     yield srv
     stop_server(srv)
-
-
-def wait_until(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met in time")
 
 
 @pytest.mark.parametrize("engine", ["text", "vision"])
