@@ -46,8 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     image_cache_ttl_s: float = 600.0
 
     # Engines.
-    queue_size: int = 64  # requests waiting per engine before 503
-    max_batch_size: int = 32  # sequences decoded together; the guard still reserves each one's KV
+    queue_size: int = 64  # requests waiting per worker before 503
+    max_batch_size: int = 32  # sequences a worker decodes together; the guard still reserves each one's KV
     # Workers per engine, each a copy of its model; 0: one per core (up to 4) on mlx's CPU backend, else 1.
     text_replicas: int = 0
     vision_replicas: int = 0

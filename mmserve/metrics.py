@@ -58,7 +58,7 @@ class Metrics:
             "mmserve_batch_size", "Sequences in the engine's running batches", ["engine"], registry=r
         )
         self.restarts = Gauge(
-            "mmserve_worker_restarts", "Times the engine's worker was restarted", ["engine"], registry=r
+            "mmserve_worker_restarts", "Times the engine's workers were restarted", ["engine"], registry=r
         )
         self.worker_memory = Gauge(
             "mmserve_worker_memory_bytes", "Engine worker memory", ["engine", "kind"], registry=r

@@ -353,7 +353,7 @@ class EnginePool:
         log.warning("replica failed to load", engine=self.kind, reason=worker.reason)
         self.workers.remove(worker)
         if self._on_ready is not None:
-            self._on_ready(self)
+            self._on_ready(self)  # so that the guard counts one copy fewer
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
         await asyncio.gather(*(worker.stop(drain_timeout) for worker in self.workers))
