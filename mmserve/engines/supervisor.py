@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
 import socket
 import sys
 import time
@@ -24,7 +25,7 @@ import structlog
 from ..errors import EngineUnavailableError, InternalError, InvalidRequestError, MMServeError, OverloadedError
 from . import messages
 
-__all__ = ["EngineClient", "EnginePool", "WorkerSpec"]
+__all__ = ["EngineClient", "EnginePool", "WorkerSpec", "worker_environment"]
 
 log = structlog.get_logger("mmserve.engine")
 
@@ -139,7 +140,11 @@ class EngineClient:
         ]  # fmt: skip
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *args, pass_fds=(child.fileno(),), stdin=asyncio.subprocess.DEVNULL, stdout=sys.stderr
+                *args,
+                pass_fds=(child.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=sys.stderr,
+                env=worker_environment(spec.engine, os.environ),
             )
         finally:
             child.close()
@@ -379,6 +384,19 @@ class EnginePool:
             "restarts": self.restarts,
             "inflight": self.inflight,
         }
+
+
+def worker_environment(engine: str, environ) -> dict[str, str]:
+    """A worker's environment: the server's, with float32 matmuls in full precision in a
+    text worker unless ``MLX_ENABLE_TF32`` is set. mlx runs them as TF32 by default on CUDA
+    and on M5-class Macs, where a batch of rows (GEMM) rounds differently from a row alone
+    (GEMV): a float32 model's greedy answers would then depend on what else is batched.
+    A vision worker keeps TF32 for its float32 vision tower on CUDA, which encodes one
+    image at a time."""
+    env = dict(environ)
+    if engine == "text":
+        env.setdefault("MLX_ENABLE_TF32", "0")
+    return env
 
 
 def _failed_error(event: messages.Failed) -> MMServeError:

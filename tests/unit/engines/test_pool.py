@@ -1,10 +1,10 @@
-"""Which worker of an engine takes a request."""
+"""Which worker of an engine takes a request, and what a worker's environment holds."""
 
 from __future__ import annotations
 
 import pytest
 
-from mmserve.engines.supervisor import EngineClient, EnginePool, WorkerSpec
+from mmserve.engines.supervisor import EngineClient, EnginePool, WorkerSpec, worker_environment
 from mmserve.errors import EngineUnavailableError, OverloadedError
 
 SPEC = WorkerSpec(engine="text", path="/models/text", name="text", max_batch=2, queue_size=1)
@@ -61,3 +61,10 @@ def test_one_ready_worker_keeps_the_engine_ready():
     pool = pool_of("restarting", "ready")
     assert pool.is_ready and pool.state == "ready"
     assert pool.describe()["replicas"] == 2
+
+
+def test_text_workers_keep_float32_matmuls_exact():
+    """A text worker gets MLX_ENABLE_TF32=0 unless the server's environment sets it; a vision worker keeps TF32."""
+    assert worker_environment("text", {"PATH": "/bin"}) == {"PATH": "/bin", "MLX_ENABLE_TF32": "0"}
+    assert worker_environment("text", {"MLX_ENABLE_TF32": "1"})["MLX_ENABLE_TF32"] == "1"
+    assert "MLX_ENABLE_TF32" not in worker_environment("vision", {"PATH": "/bin"})
