@@ -191,11 +191,11 @@ def test_full_queue_is_503_with_retry_after(strict):
 
 @pytest.fixture(scope="module")
 def strict(models, tmp_path_factory):
-    """A server with an API key, a small body limit and a queue of one."""
+    """A server with an API key, a small body limit and one text worker with a queue of one."""
     srv = start_server(
         models,
         tmp_path_factory.mktemp("strict-logs"),
-        "--max-body-bytes", "200000", "--queue-size", "1", "--max-batch-size", "1",
+        "--max-body-bytes", "200000", "--queue-size", "1", "--max-batch-size", "1", "--text-replicas", "1",
         api_key="sk-test-key",
     )  # fmt: skip
     yield srv
