@@ -19,7 +19,7 @@ class HealthController(Controller):
     async def health(self) -> dict:
         return {"status": "ok"}
 
-    @get("/ready", summary="200 only when every configured engine is loaded and its worker alive")
+    @get("/ready", summary="200 only when every configured engine has a worker loaded and alive")
     async def ready(self, chat_service: ChatService) -> Response:
         engines = {kind: engine.describe() for kind, engine in chat_service.engines.items()}
         not_ready = [
