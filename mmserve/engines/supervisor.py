@@ -369,8 +369,8 @@ class EnginePool:
         ready = [worker for worker in self.workers if worker.is_ready]
         if not ready:
             raise EngineUnavailableError(f"the {self.kind} engine is not ready ({self.state})", retry_after=2)
-        order = {id(worker): (i - affinity) % len(ready) for i, worker in enumerate(ready)}
-        worker = min(ready, key=lambda w: (w.inflight, order[id(w)]))
+        n = len(ready)
+        worker = ready[min(range(n), key=lambda i: (ready[i].inflight, (i - affinity) % n))]
         worker.admit()
         return worker
 
