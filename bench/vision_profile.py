@@ -18,6 +18,7 @@ prepares each request on a preparer thread with its own mlx stream, as a worker 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -40,6 +41,11 @@ def main() -> int:
         "--kv-reuse",
         choices=["on", "off"],
         help="reuse cached KV (mlx-vlm's prefix cache); default: the engine's for this backend (off on CUDA)",
+    )
+    parser.add_argument(
+        "--kv-block",
+        type=int,
+        help="tokens per block of mlx-vlm's prefix cache (default: mlx-vlm's, 16)",
     )
     parser.add_argument(
         "--attention",
@@ -84,6 +90,8 @@ def main() -> int:
     # encoding and launching each forward pass's kernels.
     mx.async_eval = timed("launching", mx.async_eval)
     kv_reuse = None if args.kv_reuse is None else args.kv_reuse == "on"
+    if args.kv_block:
+        vision.APCManager = functools.partial(vision.APCManager, block_size=args.kv_block)
     engine = vision.VisionEngine(
         args.model, max_batch=16, prefix_cache_bytes=args.prefix_cache_bytes, kv_reuse=kv_reuse
     )
