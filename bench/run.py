@@ -533,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         raw = Path(args.from_json).read_bytes()
         results = json.loads(gzip.decompress(raw) if args.from_json.endswith(".gz") else raw)
         results["targets"] = report.evaluate_targets(results)
+        if args.label:  # the section to (re)write, when not the run's own
+            results["label"] = args.label
         svg = report.write_report(results, Path(args.out), default_svg=not results.get("label"))
         log(f"rewrote {args.out} and {svg} from {args.from_json}")
         return 0
