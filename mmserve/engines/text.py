@@ -198,9 +198,10 @@ def join(generator: BatchGenerator, sequence: Solo) -> int:
 
 
 class Lane:
-    """A solo sequence or a batch of them, with its own batch generator."""
+    """A solo sequence or a batch of them, with its own batch generator. Each finished
+    sequence's tokens and KV cache go to ``on_finished`` (the engine's prefix cache)."""
 
-    def __init__(self, model, eos_token_ids: set[int], max_batch: int, *, one_pass: bool = False) -> None:
+    def __init__(self, model, eos_token_ids: set[int], max_batch: int, *, on_finished, one_pass: bool = False) -> None:
         self.model = model
         self.eos_token_ids = eos_token_ids
         self.one_pass = one_pass  # a solo prompt's rest in one forward pass (see ``Solo``)
@@ -208,7 +209,7 @@ class Lane:
         self.arrivals: list[Solo] = []  # inserted into a busy lane since its last step
         self.batch_uids: dict[int, int] = {}  # engine uid -> the batch generator's
         self.engine_uids: dict[int, int] = {}  # and back
-        self.finished: list[tuple[list[int], list]] = []  # (tokens, KV cache), for the prefix cache
+        self.on_finished = on_finished
         self.generator = BatchGenerator(
             model,
             stop_tokens=[[t] for t in sorted(eos_token_ids)],
@@ -284,9 +285,8 @@ class Lane:
             self._join(sequence.uid, sequence.hand_over(self.generator))
 
     def _finished(self, tokens: list[int], cache: list) -> None:
-        # Evaluated here: mlx evaluates an array only on the thread whose stream it was built on.
-        mx.eval([c.state for c in cache])
-        self.finished.append((tokens, cache))
+        mx.eval([c.state for c in cache])  # kept as arrays, not as the graph that computes them
+        self.on_finished(tokens, cache)
 
 
 class TextEngine:
@@ -322,7 +322,13 @@ class TextEngine:
         self.reset()
 
     def reset(self) -> None:
-        self.lane = Lane(self.model, self.eos_token_ids, self.max_batch, one_pass=self.one_pass)
+        self.lane = Lane(
+            self.model,
+            self.eos_token_ids,
+            self.max_batch,
+            one_pass=self.one_pass,
+            on_finished=self._cache_prefix,
+        )
 
     def encode(self, chat: list[dict]) -> list[int]:
         return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)
@@ -363,11 +369,7 @@ class TextEngine:
         self.lane.remove(uid)
 
     def step(self) -> list[tuple[int, int, str | None]]:
-        events = self.lane.step() if self.lane else []
-        for tokens, cache in self.lane.finished:
-            self._cache_prefix(tokens, cache)
-        self.lane.finished.clear()
-        return events
+        return self.lane.step() if self.lane else []
 
     def _cache_prefix(self, tokens: list[int], cache: list) -> None:
         if self.prefix_cache is not None:
