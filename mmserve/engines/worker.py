@@ -315,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate-side", type=int, default=0, help="largest image side to calibrate at; 0: none")
     args = parser.parse_args(argv)
 
-    # The server decides when workers stop (Shutdown, or the socket closing); Ctrl-C in a
-    # terminal reaches the whole process group, and only the server should act on it.
+    # The server decides when workers stop (Shutdown, or the socket closing). Ctrl-C in a
+    # terminal, and SIGTERM from systemd (its default KillMode) or `timeout`, reach the whole
+    # process group: only the server should act on them, draining the workers' running requests.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     channel = Channel(sock)
     try:

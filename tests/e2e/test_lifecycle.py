@@ -41,8 +41,10 @@ def test_missing_model_directory_is_a_clear_startup_error(tmp_path):
     assert str(missing) in result.stderr
 
 
-def test_sigterm_drains_in_flight_requests(models, tmp_path):
-    """SIGTERM lets a running request finish before the server and its workers exit."""
+@pytest.mark.parametrize("to_group", [False, True], ids=["server", "process-group"])
+def test_sigterm_drains_in_flight_requests(models, tmp_path, to_group):
+    """SIGTERM lets a running request finish before the server and its workers exit, also
+    when it reaches the whole process group (systemd's default, or `timeout`)."""
     server = start_server(models, tmp_path)
     workers = [w["pid"] for w in server.status()["workers"]]
     outcome = {}
@@ -58,7 +60,10 @@ def test_sigterm_drains_in_flight_requests(models, tmp_path):
     request.start()
     while not any(w["running"] for w in server.status()["workers"]):
         pass
-    server.process.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(server.process.pid, signal.SIGTERM)
+    else:
+        server.process.send_signal(signal.SIGTERM)
     request.join()
     assert server.process.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     assert outcome["response"].status_code == 200
