@@ -6,6 +6,7 @@ Imported only inside worker processes (it imports mlx).
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -25,9 +26,19 @@ __all__ = [
     "make_logits",
     "make_sampler",
     "memory_stats",
+    "quiet_transformers",
     "warm_up",
     "weights_bytes",
 ]
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' warnings out of the server's log: the tokenizer's about prompts
+    over the model's length (the server answers those with context_length_exceeded), and
+    the processor's about how mlx-vlm calls it, which came with every image request. mlx-vlm
+    silences the latter only when it is the first to import transformers; in a worker,
+    mlx-lm is."""
+    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def backend() -> str:

@@ -37,6 +37,7 @@ from .common import (
     logits_for_kept_positions,
     make_logits,
     make_sampler,
+    quiet_transformers,
     warm_up,
     weights_bytes,
 )
@@ -300,6 +301,7 @@ class TextEngine:
         prefix_cache_bytes: int = 256 << 20,
         one_pass: bool | None = None,
     ) -> None:
+        quiet_transformers()
         self.model, self.tokenizer = load(path)
         # A prompt's first token in one forward pass (``Solo``) where the model can compute the
         # head for the last position alone. On a GPU that saves a pass of launching and of

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -40,6 +39,7 @@ from .common import (
     logits_for_kept_positions,
     make_logits,
     make_sampler,
+    quiet_transformers,
     warm_up,
     weights_bytes,
 )
@@ -287,9 +287,7 @@ class VisionEngine:
         prefix_cache_bytes: int = 0,
         kv_reuse: bool | None = None,
     ) -> None:
-        # mlx-vlm silences transformers' warnings about how it calls processors when it is the
-        # first to import transformers; in a worker, mlx-lm is, and every image request logged one.
-        logging.getLogger("transformers").setLevel(logging.ERROR)
+        quiet_transformers()
         self.model, self.processor = load(path)
         _fast_decode_rope(self.model)
         if any(c.__module__.startswith(_MROPE_LANGUAGE_MODELS) for c in type(self.model.language_model).__mro__):
