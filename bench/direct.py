@@ -2,8 +2,14 @@
 
 Run as a subprocess by run.py so the benchmark process never holds a model
 while the servers run:  python bench/direct.py MODEL_DIR PROMPTS_JSON MAX_TOKENS
-With only --backend it prints the backend. It prints one JSON object: per-prompt TTFT, total time and tokens, and the
-mlx backend in use.
+It prints one JSON object: per-prompt TTFT, total time and tokens, and the mlx backend in use.
+With only --backend it prints the backend.
+
+    python bench/direct.py --serve MODEL_DIR MAX_TOKENS
+
+answers prompts one at a time, for measuring in turn with a server: after the warm-up it
+prints {"ready": true}, then reads a JSON string (a prompt) per line on stdin and prints
+that prompt's JSON object per line.
 """
 
 from __future__ import annotations
@@ -70,9 +76,17 @@ def main(argv: list[str]) -> int:
     if argv == ["--backend"]:
         print(json.dumps({"backend": backend()}))
         return 0
-    model_dir, prompts_path, max_tokens = argv[0], argv[1], int(argv[2])
     from mlx_lm import load
 
+    if argv[0] == "--serve":
+        model, tokenizer = load(argv[1])
+        max_tokens = int(argv[2])
+        generate(model, tokenizer, "warm-up: say hello", max_tokens)
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            print(json.dumps(generate(model, tokenizer, json.loads(line), max_tokens)), flush=True)
+        return 0
+    model_dir, prompts_path, max_tokens = argv[0], argv[1], int(argv[2])
     with open(prompts_path) as f:
         prompts = json.load(f)
     model, tokenizer = load(model_dir)

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take")
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds a server may take to become ready")
     p.add_argument("--no-direct", action="store_true", help="skip the in-process mlx_lm baseline")
+    p.add_argument(
+        "--in-turn",
+        type=int,
+        help="requests each for mmserve and in-process mlx_lm taking turns (default 16, --quick 4; 0 skips)",
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run of about two minutes on a small CPU")
     p.add_argument(
         "--from-json", help="measure nothing: rewrite the report from a raw bench/results/*.json (or a .json.gz)"
@@ -100,6 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.floor = {"text": 4, "image": 2, "mixed": 4} if q else {"text": 32, "image": 12, "mixed": 16}
     args.images = args.images or (2 if q else 3)
     args.check_prompts = args.check_prompts or (8 if q else 16)
+    args.in_turn = (4 if q else 16) if args.in_turn is None else args.in_turn
     args.time_limit = args.time_limit or (60.0 if q else 300.0)
     return args
 
@@ -315,6 +322,76 @@ def _diverge(a: str, b: str) -> int:
     return min(len(a), len(b))
 
 
+def single_stream_in_turn(server: Server, content: Content, model: str, text_model: Path, args) -> dict:
+    """mmserve at one client and mlx_lm in process (a subprocess holding the model meanwhile),
+    one request each in turn (direct, mmserve, mmserve, direct, ...), so that a machine whose
+    speed drifts during the run (a shared host, CPU clocks) weighs on both alike. tok/s is
+    completion tokens over the summed request time, as in the direct baseline."""
+    argv = [sys.executable, str(HERE / "direct.py"), "--serve", str(text_model), str(args.max_tokens)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    pairs = []
+    try:
+        _read_json_line(proc, args.startup_timeout)  # {"ready": true} once warmed up
+        for i in range(args.in_turn):
+            seed = f"in-turn-{i}"
+            pair = {}
+            for side in ("direct", "mmserve") if i % 2 == 0 else ("mmserve", "direct"):
+                if side == "direct":
+                    proc.stdin.write(json.dumps(loadgen.prompt_for(seed)) + "\n")
+                    proc.stdin.flush()
+                    pair["direct"] = _read_json_line(proc, args.request_timeout)
+                else:
+                    run = asyncio.run(
+                        loadgen.run_load(
+                            server.base_url,
+                            [content.text(seed, model)],
+                            1,
+                            time_limit_s=args.request_timeout,
+                            request_timeout_s=args.request_timeout,
+                        )
+                    )
+                    (pair["mmserve"],) = run.outcomes
+            pairs.append(pair)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    failed = [p["mmserve"].error for p in pairs if p["mmserve"].error]
+    if failed:
+        return {"error": f"{len(failed)} mmserve requests failed, e.g. {failed[0]}"}
+    direct_tokens = sum(p["direct"]["completion_tokens"] for p in pairs)
+    served_tokens = sum(p["mmserve"].completion_tokens for p in pairs)
+    direct_tok_s = direct_tokens / sum(p["direct"]["latency_s"] for p in pairs)
+    served_tok_s = served_tokens / sum(p["mmserve"].latency_s for p in pairs)
+    return {
+        "pairs": len(pairs),
+        "direct_tok_s": round(direct_tok_s, 2),
+        "mmserve_tok_s": round(served_tok_s, 2),
+        "ratio": round(served_tok_s / direct_tok_s, 3),
+        "same_text": sum(p["direct"]["text"] == p["mmserve"].text for p in pairs),
+        "per_pair": [
+            {
+                "direct_s": round(p["direct"]["latency_s"], 4),
+                "direct_tokens": p["direct"]["completion_tokens"],
+                "mmserve_s": round(p["mmserve"].latency_s, 4),
+                "mmserve_tokens": p["mmserve"].completion_tokens,
+            }
+            for p in pairs
+        ],
+    }
+
+
+def _read_json_line(proc: subprocess.Popen, timeout: float) -> dict:
+    """The next JSON line the subprocess prints, waiting at most ``timeout`` seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        raise RuntimeError(f"direct.py --serve: no answer ({'timed out' if not ready else 'exited'})")
+    return json.loads(line)
+
+
 def repeated_image(server: Server, content: Content, model: str, args) -> dict:
     """One client asks each image 4 different questions in turn: TTFT of the 1st vs the mean of the 2nd-4th."""
     works = []
@@ -430,6 +507,11 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
                 if cell and "summary" in cell:
                     s = cell["summary"]
                     log(f"    {s['throughput_tok_s']} tok/s, TTFT p50 {s['ttft_p50_ms']} ms, errors {s['errors']}")
+        if name == "mmserve" and "text" in workloads and args.in_turn and not args.no_direct and server.alive():
+            log(f"{spec.title}: single stream in turn with mlx_lm in process ({args.in_turn} requests each)")
+            result["in_turn"] = _guard(
+                lambda: single_stream_in_turn(server, content, model, models["text"], args), result
+            )
         result["admin_status"] = admin_status(server)
     finally:
         if not server.alive():
@@ -559,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
                 "floor": args.floor,
                 "images": args.images,
                 "check_prompts": args.check_prompts,
+                "in_turn": args.in_turn,
                 "time_limit_s": args.time_limit,
                 "quick": args.quick,
                 "workloads": args.workload_list,
