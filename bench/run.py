@@ -322,42 +322,72 @@ def _diverge(a: str, b: str) -> int:
     return min(len(a), len(b))
 
 
+class Direct:
+    """mlx_lm in process, in a subprocess of its own (``direct.py --serve``) that holds the
+    model while a server runs: one prompt at a time."""
+
+    def __init__(self, text_model: Path, max_tokens: int, timeout_s: float) -> None:
+        argv = [sys.executable, str(HERE / "direct.py"), "--serve", str(text_model), str(max_tokens)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.timeout_s = timeout_s
+        try:
+            self._answer()  # {"ready": true} once warmed up
+        except BaseException:
+            self.close()
+            raise
+
+    def ask(self, seed: str) -> dict:
+        """The answer to ``seed``'s prompt: completion_tokens, latency_s, text, ..."""
+        self.proc.stdin.write(json.dumps(loadgen.prompt_for(seed)) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict:
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"direct.py --serve: no answer ({'timed out' if not ready else 'exited'})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def ask_alone(server: Server, content: Content, model: str, seed: str, timeout_s: float) -> loadgen.Outcome:
+    """One streamed text request, the only one in flight."""
+    run = asyncio.run(
+        loadgen.run_load(
+            server.base_url, [content.text(seed, model)], 1, time_limit_s=timeout_s, request_timeout_s=timeout_s
+        )
+    )
+    (outcome,) = run.outcomes
+    return outcome
+
+
 def single_stream_in_turn(server: Server, content: Content, model: str, text_model: Path, args) -> dict:
-    """mmserve at one client and mlx_lm in process (a subprocess holding the model meanwhile),
-    one request each in turn (direct, mmserve, mmserve, direct, ...), so that a machine whose
-    speed drifts during the run (a shared host, CPU clocks) weighs on both alike. tok/s is
-    completion tokens over the summed request time, as in the direct baseline."""
-    argv = [sys.executable, str(HERE / "direct.py"), "--serve", str(text_model), str(args.max_tokens)]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    """mmserve at one client and mlx_lm in process, one request each in turn (direct, mmserve,
+    mmserve, direct, ...), so that a machine whose speed drifts during the run (a shared host,
+    CPU clocks) weighs on both alike. tok/s is completion tokens over the summed request
+    time, as in the direct baseline."""
+    direct = Direct(text_model, args.max_tokens, args.startup_timeout)
     pairs = []
     try:
-        _read_json_line(proc, args.startup_timeout)  # {"ready": true} once warmed up
+        direct.timeout_s = args.request_timeout
         for i in range(args.in_turn):
             seed = f"in-turn-{i}"
             pair = {}
             for side in ("direct", "mmserve") if i % 2 == 0 else ("mmserve", "direct"):
                 if side == "direct":
-                    proc.stdin.write(json.dumps(loadgen.prompt_for(seed)) + "\n")
-                    proc.stdin.flush()
-                    pair["direct"] = _read_json_line(proc, args.request_timeout)
+                    pair["direct"] = direct.ask(seed)
                 else:
-                    run = asyncio.run(
-                        loadgen.run_load(
-                            server.base_url,
-                            [content.text(seed, model)],
-                            1,
-                            time_limit_s=args.request_timeout,
-                            request_timeout_s=args.request_timeout,
-                        )
-                    )
-                    (pair["mmserve"],) = run.outcomes
+                    pair["mmserve"] = ask_alone(server, content, model, seed, args.request_timeout)
             pairs.append(pair)
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        direct.close()
     failed = [p["mmserve"].error for p in pairs if p["mmserve"].error]
     if failed:
         return {"error": f"{len(failed)} mmserve requests failed, e.g. {failed[0]}"}
@@ -381,15 +411,6 @@ def single_stream_in_turn(server: Server, content: Content, model: str, text_mod
             for p in pairs
         ],
     }
-
-
-def _read_json_line(proc: subprocess.Popen, timeout: float) -> dict:
-    """The next JSON line the subprocess prints, waiting at most ``timeout`` seconds."""
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline() if ready else ""
-    if not line:
-        raise RuntimeError(f"direct.py --serve: no answer ({'timed out' if not ready else 'exited'})")
-    return json.loads(line)
 
 
 def repeated_image(server: Server, content: Content, model: str, args) -> dict:
