@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -373,6 +375,12 @@ def single_stream_in_turn(server: Server, content: Content, model: str, text_mod
     mmserve, direct, ...), so that a machine whose speed drifts during the run (a shared host,
     CPU clocks) weighs on both alike. tok/s is completion tokens over the summed request
     time, as in the direct baseline."""
+    weights = sum(f.stat().st_size for f in text_model.glob("*.safetensors"))
+    free = psutil.virtual_memory().available
+    if free < 2 * weights:
+        # A second copy of the model beside the server's: on unified memory (Macs) and on the
+        # CPU it comes out of the RAM the server's guard planned with.
+        raise RuntimeError(f"skipped: {free / 2**30:.1f} GiB of RAM free, under twice the model's weights")
     direct = Direct(text_model, args.max_tokens, args.startup_timeout)
     pairs = []
     try:
@@ -390,7 +398,7 @@ def single_stream_in_turn(server: Server, content: Content, model: str, text_mod
         direct.close()
     failed = [p["mmserve"].error for p in pairs if p["mmserve"].error]
     if failed:
-        return {"error": f"{len(failed)} mmserve requests failed, e.g. {failed[0]}"}
+        raise RuntimeError(f"{len(failed)} mmserve requests failed, e.g. {failed[0]}")
     direct_tokens = sum(p["direct"]["completion_tokens"] for p in pairs)
     served_tokens = sum(p["mmserve"].completion_tokens for p in pairs)
     direct_tok_s = direct_tokens / sum(p["direct"]["latency_s"] for p in pairs)
@@ -533,6 +541,8 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
             result["in_turn"] = _guard(
                 lambda: single_stream_in_turn(server, content, model, models["text"], args), result
             )
+            if "error" in result["in_turn"]:
+                log(f"    in turn: {result['in_turn']['error']}")
         result["admin_status"] = admin_status(server)
     finally:
         if not server.alive():
