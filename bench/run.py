@@ -328,12 +328,12 @@ class Direct:
     """mlx_lm in process, in a subprocess of its own (``direct.py --serve``) that holds the
     model while a server runs: one prompt at a time."""
 
-    def __init__(self, text_model: Path, max_tokens: int, timeout_s: float) -> None:
+    def __init__(self, text_model: Path, max_tokens: int, timeout_s: float, ready_timeout_s: float) -> None:
         argv = [sys.executable, str(HERE / "direct.py"), "--serve", str(text_model), str(max_tokens)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.timeout_s = timeout_s
         try:
-            self._answer()  # {"ready": true} once warmed up
+            self._answer(ready_timeout_s)  # {"ready": true} once loaded and warmed up
         except BaseException:
             self.close()
             raise
@@ -342,10 +342,10 @@ class Direct:
         """The answer to ``seed``'s prompt: completion_tokens, latency_s, text, ..."""
         self.proc.stdin.write(json.dumps(loadgen.prompt_for(seed)) + "\n")
         self.proc.stdin.flush()
-        return self._answer()
+        return self._answer(self.timeout_s)
 
-    def _answer(self) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
+    def _answer(self, timeout_s: float) -> dict:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
         line = self.proc.stdout.readline() if ready else ""
         if not line:
             raise RuntimeError(f"direct.py --serve: no answer ({'timed out' if not ready else 'exited'})")
@@ -381,10 +381,9 @@ def single_stream_in_turn(server: Server, content: Content, model: str, text_mod
         # A second copy of the model beside the server's: on unified memory (Macs) and on the
         # CPU it comes out of the RAM the server's guard planned with.
         raise RuntimeError(f"skipped: {free / 2**30:.1f} GiB of RAM free, under twice the model's weights")
-    direct = Direct(text_model, args.max_tokens, args.startup_timeout)
+    direct = Direct(text_model, args.max_tokens, args.request_timeout, args.startup_timeout)
     pairs = []
     try:
-        direct.timeout_s = args.request_timeout
         for i in range(args.in_turn):
             seed = f"in-turn-{i}"
             pair = {}

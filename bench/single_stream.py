@@ -59,7 +59,7 @@ def main() -> int:
             raise RuntimeError(f"mmserve: {outcome.error}")
         return outcome.completion_tokens, outcome.latency_s
 
-    direct = Direct(text, MAX_TOKENS, TIMEOUT_S)
+    direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
     record("P1 mlx_lm alone", [direct_answer(direct, f"p1-{i}") for i in range(n)])
     direct.close()
     with tempfile.TemporaryDirectory(prefix="mmserve-single-") as logs:
@@ -70,7 +70,7 @@ def main() -> int:
             for seed in ("warm-up-1", "warm-up-2"):
                 served_answer(server, model, seed)
             record("P2 mmserve alone", [served_answer(server, model, f"p2-{i}") for i in range(n)])
-            direct = Direct(text, MAX_TOKENS, TIMEOUT_S)
+            direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
             record("P3 mmserve, mlx_lm idle beside", [served_answer(server, model, f"p3-{i}") for i in range(n)])
             record("P4 mlx_lm, mmserve idle beside", [direct_answer(direct, f"p4-{i}") for i in range(n)])
             mine, theirs = [], []
@@ -86,7 +86,7 @@ def main() -> int:
             record("P6 mmserve alone again", [served_answer(server, model, f"p6-{i}") for i in range(n)])
         finally:
             server.stop()
-    direct = Direct(text, MAX_TOKENS, TIMEOUT_S)
+    direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
     record("P7 mlx_lm alone again", [direct_answer(direct, f"p7-{i}") for i in range(n)])
     direct.close()
     print(json.dumps(phases))
