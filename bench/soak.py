@@ -77,17 +77,20 @@ class Soak:
                 self.count(kind, response.status_code, response.text)
                 return
             async with client.stream("POST", self.url, json=body) as response:
-                chunks = 0
+                if response.status_code != 200:
+                    self.count(kind, response.status_code, (await response.aread()).decode(errors="replace"))
+                    return
+                chunks, in_band_error = 0, False
                 async for line in response.aiter_lines():
                     chunks += line.startswith("data: ")
+                    in_band_error |= line.startswith("event: error")  # an error after the 200 went out
                     if kind.endswith("dropped") and chunks >= 2:
                         break  # the client goes away mid-stream
-                text = "" if response.status_code == 200 else (await response.aread()).decode(errors="replace")
-                self.count(kind, response.status_code, text)
+                self.count(kind, "error event" if in_band_error else 200, "")
         except httpx.HTTPError as exc:
             self.count(kind, None, f"{type(exc).__name__}: {exc}")
 
-    def count(self, kind: str, status: int | None, text: str) -> None:
+    def count(self, kind: str, status: int | str | None, text: str) -> None:
         key = f"{kind} {status}"
         self.status[key] = self.status.get(key, 0) + 1
         if status != 200 and len(self.errors) < 5:
