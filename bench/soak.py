@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loadgen
-from run import ROOT, find_models, log
+from run import ROOT, _interrupt, find_models, log
 from servers import SERVERS, Server
 
 KINDS = ("text", "image", "image again", "follow-up", "text dropped", "image dropped")
@@ -164,6 +165,7 @@ def main() -> int:
     parser.add_argument("--request-timeout", type=float, default=300.0)
     parser.add_argument("--out", help="write the samples and the growth as JSON here")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # so that the server is stopped on the way out
     with tempfile.TemporaryDirectory(prefix="mmserve-soak-") as tmpname:
         tmp = Path(tmpname)
         models, _ = find_models(SimpleNamespace(models=args.models), tmp)
