@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import ROOT, Content, Direct, ask_alone
+from run import ROOT, Content, Direct, _interrupt, ask_alone
 from servers import SERVERS, Server
 
 MAX_TOKENS = 64
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--models", required=True, type=Path)
     parser.add_argument("--requests", type=int, default=8)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # so that the server is stopped on the way out
     n, text = args.requests, args.models / "text"
     content = Content(MAX_TOKENS)
     phases: dict[str, dict] = {}
