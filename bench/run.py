@@ -382,42 +382,52 @@ def single_stream_in_turn(server: Server, content: Content, model: str, text_mod
         # CPU it comes out of the RAM the server's guard planned with.
         raise RuntimeError(f"skipped: {free / 2**30:.1f} GiB of RAM free, under twice the model's weights")
     direct = Direct(text_model, args.max_tokens, args.request_timeout, args.startup_timeout)
-    pairs = []
     try:
-        for i in range(args.in_turn):
-            seed = f"in-turn-{i}"
-            pair = {}
-            for side in ("direct", "mmserve") if i % 2 == 0 else ("mmserve", "direct"):
-                if side == "direct":
-                    pair["direct"] = direct.ask(seed)
-                else:
-                    pair["mmserve"] = ask_alone(server, content, model, seed, args.request_timeout)
-            pairs.append(pair)
+        pairs = in_turn(
+            [f"in-turn-{i}" for i in range(args.in_turn)],
+            direct.ask,
+            lambda seed: ask_alone(server, content, model, seed, args.request_timeout),
+        )
     finally:
         direct.close()
-    failed = [p["mmserve"].error for p in pairs if p["mmserve"].error]
+    failed = [served.error for _, served in pairs if served.error]
     if failed:
         raise RuntimeError(f"{len(failed)} mmserve requests failed, e.g. {failed[0]}")
-    direct_tokens = sum(p["direct"]["completion_tokens"] for p in pairs)
-    served_tokens = sum(p["mmserve"].completion_tokens for p in pairs)
-    direct_tok_s = direct_tokens / sum(p["direct"]["latency_s"] for p in pairs)
-    served_tok_s = served_tokens / sum(p["mmserve"].latency_s for p in pairs)
+    direct_tokens = sum(answer["completion_tokens"] for answer, _ in pairs)
+    served_tokens = sum(served.completion_tokens for _, served in pairs)
+    direct_tok_s = direct_tokens / sum(answer["latency_s"] for answer, _ in pairs)
+    served_tok_s = served_tokens / sum(served.latency_s for _, served in pairs)
     return {
         "pairs": len(pairs),
         "direct_tok_s": round(direct_tok_s, 2),
         "mmserve_tok_s": round(served_tok_s, 2),
         "ratio": round(served_tok_s / direct_tok_s, 3),
-        "same_text": sum(p["direct"]["text"] == p["mmserve"].text for p in pairs),
+        "same_text": sum(answer["text"] == served.text for answer, served in pairs),
         "per_pair": [
             {
-                "direct_s": round(p["direct"]["latency_s"], 4),
-                "direct_tokens": p["direct"]["completion_tokens"],
-                "mmserve_s": round(p["mmserve"].latency_s, 4),
-                "mmserve_tokens": p["mmserve"].completion_tokens,
+                "direct_s": round(answer["latency_s"], 4),
+                "direct_tokens": answer["completion_tokens"],
+                "mmserve_s": round(served.latency_s, 4),
+                "mmserve_tokens": served.completion_tokens,
             }
-            for p in pairs
+            for answer, served in pairs
         ],
     }
+
+
+def in_turn(seeds: list[str], ask_direct, ask_served) -> list[tuple]:
+    """Each seed's prompt asked of both, alternating which goes first (direct, served, served,
+    direct, ...): a (direct answer, served answer) pair per seed."""
+    pairs = []
+    for i, seed in enumerate(seeds):
+        if i % 2 == 0:
+            answer = ask_direct(seed)
+            served = ask_served(seed)
+        else:
+            served = ask_served(seed)
+            answer = ask_direct(seed)
+        pairs.append((answer, served))
+    return pairs
 
 
 def repeated_image(server: Server, content: Content, model: str, args) -> dict:

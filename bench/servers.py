@@ -159,17 +159,21 @@ class Server:
         root = psutil.Process(self.proc.pid)
         return [root, *root.children(recursive=True)]
 
+    def rss_by_pid(self) -> dict[int, int]:
+        """The RSS of each process of the server (the HTTP process and its workers), by pid."""
+        import psutil
+
+        out = {}
+        for p in self._tree():
+            try:
+                out[p.pid] = p.memory_info().rss
+            except psutil.Error:
+                pass
+        return out
+
     def rss_bytes(self) -> int | None:
         try:
-            import psutil
-
-            total = 0
-            for p in self._tree():
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            return total
+            return sum(self.rss_by_pid().values())
         except Exception:  # noqa: BLE001 - psutil missing or the process is gone
             return None
 

@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import ROOT, Content, Direct, _interrupt, ask_alone
+from run import ROOT, Content, Direct, _interrupt, ask_alone, in_turn
 from servers import SERVERS, Server
 
 MAX_TOKENS = 64
@@ -75,15 +75,13 @@ def main() -> int:
             direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
             record("P3 mmserve, mlx_lm idle beside", [served_answer(server, model, f"p3-{i}") for i in range(n)])
             record("P4 mlx_lm, mmserve idle beside", [direct_answer(direct, f"p4-{i}") for i in range(n)])
-            mine, theirs = [], []
-            for i in range(n):
-                if i % 2 == 0:
-                    theirs.append(direct_answer(direct, f"p5-{i}"))
-                mine.append(served_answer(server, model, f"p5-{i}"))
-                if i % 2 == 1:
-                    theirs.append(direct_answer(direct, f"p5-{i}"))
-            record("P5 in turn: mlx_lm", theirs)
-            record("P5 in turn: mmserve", mine)
+            pairs = in_turn(
+                [f"p5-{i}" for i in range(n)],
+                lambda seed: direct_answer(direct, seed),
+                lambda seed: served_answer(server, model, seed),
+            )
+            record("P5 in turn: mlx_lm", [theirs for theirs, _ in pairs])
+            record("P5 in turn: mmserve", [mine for _, mine in pairs])
             direct.close()
             record("P6 mmserve alone again", [served_answer(server, model, f"p6-{i}") for i in range(n)])
         finally:

@@ -26,7 +26,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -100,22 +99,16 @@ class Soak:
 
 def sample(server: Server, done: int, started: float) -> dict:
     """Memory of the server process and of each worker, with what the workers and the guard report."""
-    root = psutil.Process(server.proc.pid)
-    rss = {"server": root.memory_info().rss}
-    for child in root.children(recursive=True):
-        try:
-            rss[str(child.pid)] = child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
+    rss = server.rss_by_pid()
     status = httpx.get(server.base_url + "/admin/status", timeout=30).json()
     workers = {}
     for w in status["workers"]:
         name = f"{w['engine']}:{w['pid']}"
-        workers[name] = {**w["memory"], "rss": rss.get(str(w["pid"])), "restarts": w["restarts"]}
+        workers[name] = {**w["memory"], "rss": rss.get(w["pid"]), "restarts": w["restarts"]}
     return {
         "requests": done,
         "elapsed_s": round(time.perf_counter() - started, 1),
-        "server_rss": rss["server"],
+        "server_rss": rss[server.proc.pid],
         "workers": workers,
         "guard_held_bytes": status["guard"]["held_bytes"],
     }
