@@ -10,6 +10,11 @@ summed request time, with each request's latency:
   P4 mlx_lm beside an idle mmserve, P5 both in turn, P6 mmserve alone again,
   P7 mlx_lm alone again.
 
+With --load, mmserve then serves the benchmark's concurrent workloads (text at 32
+clients, images at 8, mixed at 16) and P8 takes both in turn again: whether what a
+server has been through slows its single stream. --logs DIR keeps mmserve's log
+(with BENCH_MMSERVE_LOG_LEVEL=info, one line per request with its decode time).
+
 It tells a serving overhead (mmserve slower in every phase) from a machine whose
 speed drifts (all phases move together) and from processes that slow each other
 down (P3-P5 against the phases alone). The last line is all of it as JSON.
@@ -18,6 +23,7 @@ down (P3-P5 against the phases alone). The last line is all of it as JSON.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -27,7 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import ROOT, Content, Direct, _interrupt, ask_alone, in_turn
+import loadgen
+from run import ROOT, Content, Direct, _interrupt, admin_status, ask_alone, in_turn
 from servers import SERVERS, Server
 
 MAX_TOKENS = 64
@@ -38,6 +45,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", required=True, type=Path)
     parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--load", action="store_true", help="a concurrent load, then both in turn again (P8)")
+    parser.add_argument("--logs", type=Path, help="keep mmserve's log here")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # so that the server is stopped on the way out
     n, text = args.requests, args.models / "text"
@@ -65,7 +74,9 @@ def main() -> int:
     record("P1 mlx_lm alone", [direct_answer(direct, f"p1-{i}") for i in range(n)])
     direct.close()
     with tempfile.TemporaryDirectory(prefix="mmserve-single-") as logs:
-        server = Server(SERVERS["mmserve"], {"text": text, "vision": args.models / "vision"}, Path(logs), ROOT)
+        log_dir = args.logs or Path(logs)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        server = Server(SERVERS["mmserve"], {"text": text, "vision": args.models / "vision"}, log_dir, ROOT)
         server.start(TIMEOUT_S)
         model = SERVERS["mmserve"].model_field(server.models)
         try:
@@ -82,6 +93,24 @@ def main() -> int:
             )
             record("P5 in turn: mlx_lm", [theirs for theirs, _ in pairs])
             record("P5 in turn: mmserve", [mine for _, mine in pairs])
+            if args.load:
+                phases["memory before load"] = admin_status(server)
+                for workload, clients, works in load_works(content, model):
+                    run = asyncio.run(
+                        loadgen.run_load(
+                            server.base_url, works, clients, time_limit_s=TIMEOUT_S, request_timeout_s=TIMEOUT_S
+                        )
+                    )
+                    failed = sum(o.error is not None for o in run.outcomes)
+                    print(f"load: {workload} x {clients} clients, {len(works)} requests, {failed} failed", flush=True)
+                phases["memory after load"] = admin_status(server)
+                pairs = in_turn(
+                    [f"p8-{i}" for i in range(n)],
+                    lambda seed: direct_answer(direct, seed),
+                    lambda seed: served_answer(server, model, seed),
+                )
+                record("P8 in turn after load: mlx_lm", [theirs for theirs, _ in pairs])
+                record("P8 in turn after load: mmserve", [mine for _, mine in pairs])
             direct.close()
             record("P6 mmserve alone again", [served_answer(server, model, f"p6-{i}") for i in range(n)])
         finally:
@@ -91,6 +120,17 @@ def main() -> int:
     direct.close()
     print(json.dumps(phases))
     return 0
+
+
+def load_works(content: Content, model: str) -> list[tuple[str, int, list[loadgen.Work]]]:
+    """The benchmark's concurrent cells, two requests per client: (workload, clients, works)."""
+    text = [content.text(f"load-text-{i}", model) for i in range(64)]
+    image = [content.image_work(f"load-image-{i}", model) for i in range(16)]
+    mixed = [
+        content.text(f"load-mixed-{i}", model) if i % 2 == 0 else content.image_work(f"load-mixed-{i}", model)
+        for i in range(32)
+    ]
+    return [("text", 32, text), ("image", 8, image), ("mixed", 16, mixed)]
 
 
 if __name__ == "__main__":
