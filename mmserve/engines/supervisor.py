@@ -387,13 +387,22 @@ class EnginePool:
 
 
 def worker_environment(engine: str, environ) -> dict[str, str]:
-    """A worker's environment: the server's, with float32 matmuls in full precision in a
-    text worker unless ``MLX_ENABLE_TF32`` is set. mlx runs them as TF32 by default on CUDA
-    and on M5-class Macs, where a batch of rows (GEMM) rounds differently from a row alone
-    (GEMV): a float32 model's greedy answers would then depend on what else is batched.
-    A vision worker keeps TF32 for its float32 vision tower on CUDA, which encodes one
-    image at a time."""
+    """A worker's environment: the server's, with two mlx defaults changed unless set there.
+
+    - ``MLX_ENABLE_CACHE_THRASHING_CHECK=0``: mlx's CUDA backend keeps CUDA graphs, cuDNN
+      attention plans and convolution plans in bounded caches, each keyed by shape or
+      topology. The check counts a cache's misses over the whole life of the process and,
+      once they pass twice its capacity, raises on every further miss. A server that lives
+      for days sees ever more prompt lengths, batch compositions and image sizes: the check
+      would then fail each request that brings a new shape. Without it the caches still
+      evict; a miss costs a rebuild, not the request.
+    - ``MLX_ENABLE_TF32=0`` in a text worker: float32 matmuls in full precision. mlx runs
+      them as TF32 by default on CUDA and on M5-class Macs, where a batch of rows (GEMM)
+      rounds differently from a row alone (GEMV): a float32 model's greedy answers would
+      then depend on what else is batched. A vision worker keeps TF32 for its float32
+      vision tower on CUDA, which encodes one image at a time."""
     env = dict(environ)
+    env.setdefault("MLX_ENABLE_CACHE_THRASHING_CHECK", "0")
     if engine == "text":
         env.setdefault("MLX_ENABLE_TF32", "0")
     return env

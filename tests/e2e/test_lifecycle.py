@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -90,3 +91,11 @@ def test_ctrl_c_stops_quietly(models, tmp_path):
     log = server.log()
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
     assert "terminate called" not in log  # no worker aborted on its way out
+
+
+def test_workers_run_with_the_mlx_settings_a_long_lived_server_needs(server):
+    """Each worker process runs with mlx's cache-thrashing check off, and a text worker with TF32 off."""
+    for worker in server.status()["workers"]:
+        environ = Path(f"/proc/{worker['pid']}/environ").read_bytes().split(b"\0")
+        assert b"MLX_ENABLE_CACHE_THRASHING_CHECK=0" in environ
+        assert (b"MLX_ENABLE_TF32=0" in environ) == (worker["engine"] == "text")

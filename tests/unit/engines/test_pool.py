@@ -65,6 +65,16 @@ def test_one_ready_worker_keeps_the_engine_ready():
 
 def test_text_workers_keep_float32_matmuls_exact():
     """A text worker gets MLX_ENABLE_TF32=0 unless the server's environment sets it; a vision worker keeps TF32."""
-    assert worker_environment("text", {"PATH": "/bin"}) == {"PATH": "/bin", "MLX_ENABLE_TF32": "0"}
+    env = worker_environment("text", {"PATH": "/bin"})
+    assert env["PATH"] == "/bin" and env["MLX_ENABLE_TF32"] == "0"
     assert worker_environment("text", {"MLX_ENABLE_TF32": "1"})["MLX_ENABLE_TF32"] == "1"
     assert "MLX_ENABLE_TF32" not in worker_environment("vision", {"PATH": "/bin"})
+
+
+def test_workers_turn_off_mlx_cache_thrashing_check():
+    """Every worker gets MLX_ENABLE_CACHE_THRASHING_CHECK=0, so that mlx's CUDA caches evict instead of
+    raising once a long-lived process has seen many shapes; a value the server's environment sets is kept."""
+    for engine in ("text", "vision"):
+        assert worker_environment(engine, {})["MLX_ENABLE_CACHE_THRASHING_CHECK"] == "0"
+        kept = worker_environment(engine, {"MLX_ENABLE_CACHE_THRASHING_CHECK": "1"})
+        assert kept["MLX_ENABLE_CACHE_THRASHING_CHECK"] == "1"
