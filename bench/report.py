@@ -109,12 +109,13 @@ def evaluate_targets(results: dict) -> list[dict]:
     name = "single-stream text >= 0.95x direct mlx-lm"
     in_turn = mm.get("in_turn") or {}
     if in_turn.get("ratio"):
+        when = f", {in_turn['when']}" if in_turn.get("when") else ""
         out.append(
             _target(
                 name,
                 in_turn["ratio"] >= 0.95,
                 f"{in_turn['mmserve_tok_s']:.1f} vs {in_turn['direct_tok_s']:.1f} tok/s = {in_turn['ratio']:.2f}x, "
-                f"{in_turn['pairs']} requests each in turn",
+                f"{in_turn['pairs']} requests each in turn{when}",
             )
         )
     else:
@@ -279,8 +280,9 @@ def _direct_table(results) -> list[str]:
     in_turn = results["servers"].get("mmserve", {}).get("in_turn") or {}
     if in_turn.get("ratio"):
         n = in_turn["pairs"]
+        when = f", {in_turn['when']}" if in_turn.get("when") else ""
         lines += [
-            f"| mlx_lm.stream_generate, in turn with mmserve ({n} requests) | {_n(in_turn['direct_tok_s'], 1)} | – | 1.00x |",
+            f"| mlx_lm.stream_generate, in turn with mmserve ({n} requests{when}) | {_n(in_turn['direct_tok_s'], 1)} | – | 1.00x |",
             f"| {_title(results, 'mmserve')}, in turn ({n} requests; {in_turn['same_text']}/{n} answers the same as "
             f"mlx_lm's) | {_n(in_turn['mmserve_tok_s'], 1)} | – | {in_turn['ratio']:.2f}x |",
         ]

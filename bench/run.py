@@ -523,6 +523,18 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
         if "text" in workloads and server.alive():
             log(f"{spec.title}: greedy cross-talk check ({args.check_prompts} prompts, solo then 8 clients)")
             result["greedy"] = _guard(lambda: greedy_check(server, content, model, args), result)
+        # Before the concurrent cells: after a load, a long-lived mlx process on CUDA decodes
+        # slower whatever runs in it, while the mlx_lm it is compared with starts fresh
+        # (bench/single_stream.py --load, docs/performance.md).
+        if name == "mmserve" and "text" in workloads and args.in_turn and not args.no_direct and server.alive():
+            log(f"{spec.title}: single stream in turn with mlx_lm in process ({args.in_turn} requests each)")
+            result["in_turn"] = _guard(
+                lambda: single_stream_in_turn(server, content, model, models["text"], args), result
+            )
+            if "error" in result["in_turn"]:
+                log(f"    in turn: {result['in_turn']['error']}")
+            else:
+                result["in_turn"]["when"] = "before the concurrent cells"
         for workload in workloads:
             if workload == "repeated-image":
                 if not server.alive():
@@ -545,13 +557,6 @@ def bench_server(name: str, models: dict[str, Path], content: Content, args, log
                 if cell and "summary" in cell:
                     s = cell["summary"]
                     log(f"    {s['throughput_tok_s']} tok/s, TTFT p50 {s['ttft_p50_ms']} ms, errors {s['errors']}")
-        if name == "mmserve" and "text" in workloads and args.in_turn and not args.no_direct and server.alive():
-            log(f"{spec.title}: single stream in turn with mlx_lm in process ({args.in_turn} requests each)")
-            result["in_turn"] = _guard(
-                lambda: single_stream_in_turn(server, content, model, models["text"], args), result
-            )
-            if "error" in result["in_turn"]:
-                log(f"    in turn: {result['in_turn']['error']}")
         result["admin_status"] = admin_status(server)
     finally:
         if not server.alive():
