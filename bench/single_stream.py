@@ -70,6 +70,15 @@ def main() -> int:
             raise RuntimeError(f"mmserve: {outcome.error}")
         return outcome.completion_tokens, outcome.latency_s
 
+    def both_in_turn(name: str, prefix: str, direct: Direct, server: Server, model: str) -> None:
+        pairs = in_turn(
+            [f"{prefix}-{i}" for i in range(n)],
+            lambda seed: direct_answer(direct, seed),
+            lambda seed: served_answer(server, model, seed),
+        )
+        record(f"{name}: mlx_lm", [theirs for theirs, _ in pairs])
+        record(f"{name}: mmserve", [mine for _, mine in pairs])
+
     direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
     record("P1 mlx_lm alone", [direct_answer(direct, f"p1-{i}") for i in range(n)])
     direct.close()
@@ -86,13 +95,7 @@ def main() -> int:
             direct = Direct(text, MAX_TOKENS, TIMEOUT_S, TIMEOUT_S)
             record("P3 mmserve, mlx_lm idle beside", [served_answer(server, model, f"p3-{i}") for i in range(n)])
             record("P4 mlx_lm, mmserve idle beside", [direct_answer(direct, f"p4-{i}") for i in range(n)])
-            pairs = in_turn(
-                [f"p5-{i}" for i in range(n)],
-                lambda seed: direct_answer(direct, seed),
-                lambda seed: served_answer(server, model, seed),
-            )
-            record("P5 in turn: mlx_lm", [theirs for theirs, _ in pairs])
-            record("P5 in turn: mmserve", [mine for _, mine in pairs])
+            both_in_turn("P5 in turn", "p5", direct, server, model)
             if args.load:
                 phases["memory before load"] = admin_status(server)
                 for workload, clients, works in load_works(content, model):
@@ -104,13 +107,7 @@ def main() -> int:
                     failed = sum(o.error is not None for o in run.outcomes)
                     print(f"load: {workload} x {clients} clients, {len(works)} requests, {failed} failed", flush=True)
                 phases["memory after load"] = admin_status(server)
-                pairs = in_turn(
-                    [f"p8-{i}" for i in range(n)],
-                    lambda seed: direct_answer(direct, seed),
-                    lambda seed: served_answer(server, model, seed),
-                )
-                record("P8 in turn after load: mlx_lm", [theirs for theirs, _ in pairs])
-                record("P8 in turn after load: mmserve", [mine for _, mine in pairs])
+                both_in_turn("P8 in turn after load", "p8", direct, server, model)
             direct.close()
             record("P6 mmserve alone again", [served_answer(server, model, f"p6-{i}") for i in range(n)])
         finally:
@@ -123,7 +120,7 @@ def main() -> int:
 
 
 def load_works(content: Content, model: str) -> list[tuple[str, int, list[loadgen.Work]]]:
-    """The benchmark's concurrent cells, two requests per client: (workload, clients, works)."""
+    """A load like the benchmark's concurrent cells, two requests per client: (workload, clients, works)."""
     text = [content.text(f"load-text-{i}", model) for i in range(64)]
     image = [content.image_work(f"load-image-{i}", model) for i in range(16)]
     mixed = [
