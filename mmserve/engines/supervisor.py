@@ -387,7 +387,7 @@ class EnginePool:
 
 
 def worker_environment(engine: str, environ) -> dict[str, str]:
-    """A worker's environment: the server's, with two mlx defaults changed unless set there.
+    """A worker's environment: the server's, with these defaults unless set there.
 
     - ``MLX_ENABLE_CACHE_THRASHING_CHECK=0``: mlx's CUDA backend keeps CUDA graphs, cuDNN
       attention plans and convolution plans in bounded caches, each keyed by shape or
@@ -400,9 +400,16 @@ def worker_environment(engine: str, environ) -> dict[str, str]:
       them as TF32 by default on CUDA and on M5-class Macs, where a batch of rows (GEMM)
       rounds differently from a row alone (GEMV): a float32 model's greedy answers would
       then depend on what else is batched. A vision worker keeps TF32 for its float32
-      vision tower on CUDA, which encodes one image at a time."""
+      vision tower on CUDA, which encodes one image at a time.
+    - ``MALLOC_MMAP_THRESHOLD_=131072`` (glibc; other C libraries ignore it): blocks of
+      128 KiB and more are mapped and unmapped on their own. Images decoded and encoded on
+      a preparer thread, then used on the loop's, otherwise left a vision worker's RSS
+      growing by tens of KiB a request on Linux while mlx's memory stayed level: glibc
+      raises that threshold as large blocks are freed, and the freed space scattered in
+      the preparer thread's arena is not given back (docs/operations.md, "Long runs")."""
     env = dict(environ)
     env.setdefault("MLX_ENABLE_CACHE_THRASHING_CHECK", "0")
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     if engine == "text":
         env.setdefault("MLX_ENABLE_TF32", "0")
     return env

@@ -78,3 +78,10 @@ def test_workers_turn_off_mlx_cache_thrashing_check():
         assert worker_environment(engine, {})["MLX_ENABLE_CACHE_THRASHING_CHECK"] == "0"
         kept = worker_environment(engine, {"MLX_ENABLE_CACHE_THRASHING_CHECK": "1"})
         assert kept["MLX_ENABLE_CACHE_THRASHING_CHECK"] == "1"
+
+
+def test_workers_map_large_blocks_on_their_own():
+    """Every worker gets glibc's MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB unless the server's environment sets it."""
+    for engine in ("text", "vision"):
+        assert worker_environment(engine, {})["MALLOC_MMAP_THRESHOLD_"] == "131072"
+        assert worker_environment(engine, {"MALLOC_MMAP_THRESHOLD_": "65536"})["MALLOC_MMAP_THRESHOLD_"] == "65536"
