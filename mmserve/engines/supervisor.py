@@ -401,17 +401,16 @@ def worker_environment(engine: str, environ) -> dict[str, str]:
       rounds differently from a row alone (GEMV): a float32 model's greedy answers would
       then depend on what else is batched. A vision worker keeps TF32 for its float32
       vision tower on CUDA, which encodes one image at a time.
-    - ``MALLOC_MMAP_THRESHOLD_=131072`` (glibc; other C libraries ignore it): blocks of
-      128 KiB and more are mapped and unmapped on their own. Images decoded and encoded on
-      a preparer thread, then used on the loop's, otherwise left a vision worker's RSS
-      growing by tens of KiB a request on Linux while mlx's memory stayed level: glibc
-      raises that threshold as large blocks are freed, and the freed space scattered in
-      the preparer thread's arena is not given back (docs/operations.md, "Long runs")."""
+    - ``MALLOC_ARENA_MAX=1`` in a vision worker (glibc; other C libraries ignore it): one
+      malloc arena for all its threads. Images are prepared on a thread of their own and
+      run on the loop's; with an arena per thread the worker's RSS grew by some 20 KiB an
+      image on Linux while mlx's memory stayed level (docs/operations.md, "Long runs")."""
     env = dict(environ)
     env.setdefault("MLX_ENABLE_CACHE_THRASHING_CHECK", "0")
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     if engine == "text":
         env.setdefault("MLX_ENABLE_TF32", "0")
+    else:
+        env.setdefault("MALLOC_ARENA_MAX", "1")
     return env
 
 

@@ -94,10 +94,10 @@ def test_ctrl_c_stops_quietly(models, tmp_path):
 
 
 def test_workers_run_with_the_mlx_settings_a_long_lived_server_needs(server):
-    """Each worker process runs with mlx's cache-thrashing check off and glibc's mmap threshold fixed, and a text
-    worker with TF32 off."""
+    """Each worker process runs with mlx's cache-thrashing check off, a text worker with TF32 off and a vision
+    worker with one malloc arena."""
     for worker in server.status()["workers"]:
         environ = Path(f"/proc/{worker['pid']}/environ").read_bytes().split(b"\0")
         assert b"MLX_ENABLE_CACHE_THRASHING_CHECK=0" in environ
-        assert b"MALLOC_MMAP_THRESHOLD_=131072" in environ
         assert (b"MLX_ENABLE_TF32=0" in environ) == (worker["engine"] == "text")
+        assert (b"MALLOC_ARENA_MAX=1" in environ) == (worker["engine"] == "vision")

@@ -80,8 +80,9 @@ def test_workers_turn_off_mlx_cache_thrashing_check():
         assert kept["MLX_ENABLE_CACHE_THRASHING_CHECK"] == "1"
 
 
-def test_workers_map_large_blocks_on_their_own():
-    """Every worker gets glibc's MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB unless the server's environment sets it."""
-    for engine in ("text", "vision"):
-        assert worker_environment(engine, {})["MALLOC_MMAP_THRESHOLD_"] == "131072"
-        assert worker_environment(engine, {"MALLOC_MMAP_THRESHOLD_": "65536"})["MALLOC_MMAP_THRESHOLD_"] == "65536"
+def test_vision_workers_share_one_malloc_arena():
+    """A vision worker gets glibc's MALLOC_ARENA_MAX=1 unless the server's environment sets it; a text worker keeps
+    glibc's default."""
+    assert worker_environment("vision", {})["MALLOC_ARENA_MAX"] == "1"
+    assert worker_environment("vision", {"MALLOC_ARENA_MAX": "4"})["MALLOC_ARENA_MAX"] == "4"
+    assert "MALLOC_ARENA_MAX" not in worker_environment("text", {})
