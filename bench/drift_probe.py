@@ -15,10 +15,8 @@ import argparse
 import itertools
 import json
 import random
-import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,14 +32,14 @@ def main() -> int:
     args = parser.parse_args()
 
     import mlx.core as mx
+    from engine_profile import LocalWorker
     from mlx_lm import stream_generate
     from mlx_lm.models.cache import LRUPromptCache
 
     from mmserve.engines import messages
-    from mmserve.engines.channel import Channel
     from mmserve.engines.common import backend
     from mmserve.engines.text import TextEngine
-    from mmserve.engines.worker import Worker, _batch_sizes, _Prepared, set_memory_limits
+    from mmserve.engines.worker import _batch_sizes, set_memory_limits
 
     set_memory_limits(backend(), 0)
     if backend() == "cuda":  # as a worker does
@@ -50,9 +48,7 @@ def main() -> int:
         use_plain_prompt_attention()
     engine = TextEngine(args.model, max_batch=32, prefix_cache_bytes=args.prefix_cache_bytes)
     engine.warm_up(_batch_sizes(32))
-    ours, theirs = socket.socketpair()
-    threading.Thread(target=lambda: all(iter(lambda: theirs.recv(1 << 20), b"")), daemon=True).start()
-    worker = Worker(engine, Channel(ours))
+    local = LocalWorker(engine)
     words = "the a weather city river mountain blue green quickly slowly house computer music".split()
     rng = random.Random(0)
     counter = itertools.count()
@@ -60,15 +56,13 @@ def main() -> int:
     def prompt() -> str:
         return f"[q{next(counter)}] " + " ".join(rng.choice(words) for _ in range(20))
 
-    def admit(text: str) -> None:
-        request = messages.Generate(
+    def request(text: str) -> messages.Generate:
+        return messages.Generate(
             id=f"r{next(counter)}",
             messages=[{"role": "user", "content": text}],
             max_tokens=args.max_tokens,
             sampling=messages.Sampling(temperature=0.0),
         )
-        worker.preparing.add(request.id)
-        worker._admit(_Prepared(request, engine.prepare(request)))
 
     steps: list[tuple[float, int]] = []  # (when, tokens) of each engine step that produced tokens
     step = engine.step
@@ -84,9 +78,7 @@ def main() -> int:
     def served(text: str) -> float:
         """Decode ms per token of one request through the worker's loop."""
         steps.clear()
-        admit(text)
-        while worker.running:
-            worker._step()
+        local.run(lambda _: request(text), 1, 1)
         n = sum(count for _, count in steps)
         return (time.perf_counter() - steps[0][0]) * 1000 / max(n - 1, 1)
 
@@ -123,14 +115,8 @@ def main() -> int:
         print("    each round: " + json.dumps({way: [round(x, 2) for x in t] for way, t in times.items()}), flush=True)
 
     def load(requests: int, clients: int) -> None:
-        sent = 0
-        started = time.perf_counter()
-        while sent < requests or worker.running:
-            while len(worker.running) < clients and sent < requests:
-                admit(prompt())
-                sent += 1
-            worker._step()
-        print(f"load: {requests} requests, {clients} in flight, {time.perf_counter() - started:.1f} s", flush=True)
+        took = local.run(lambda _: request(prompt()), requests, clients)
+        print(f"load: {requests} requests, {clients} in flight, {took:.1f} s", flush=True)
 
     phase("fresh", args.rounds)
     phase("fresh, again", args.rounds)

@@ -25,6 +25,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmserve.engines import messages
+from mmserve.engines.channel import Channel
+from mmserve.engines.worker import Worker, _Prepared
+
+
+class LocalWorker:
+    """A worker's loop in process around ``engine``: the far end of its socket is drained,
+    and requests are admitted at once, without a preparer thread."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=lambda: all(iter(lambda: theirs.recv(1 << 20), b"")), daemon=True).start()
+        self.worker = Worker(engine, Channel(ours))
+
+    def admit(self, request: messages.Generate) -> None:
+        self.worker.preparing.add(request.id)
+        self.worker._admit(_Prepared(request, self.engine.prepare(request)))
+
+    def run(self, make_request, total: int, clients: int) -> float:
+        """Keep ``clients`` requests in flight until ``total`` are done (``make_request(i)``
+        builds the i-th); the seconds it took."""
+        sent, started = 0, time.perf_counter()
+        while sent < total or self.worker.running:
+            while len(self.worker.running) < clients and sent < total:
+                self.admit(make_request(sent))
+                sent += 1
+            self.worker._step()
+        return time.perf_counter() - started
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -53,29 +83,23 @@ def main() -> int:
 
     from mlx_lm import stream_generate
 
-    from mmserve.engines import messages
-    from mmserve.engines.channel import Channel
     from mmserve.engines.text import TextEngine
-    from mmserve.engines.worker import Worker, _batch_sizes, _Prepared
+    from mmserve.engines.worker import _batch_sizes
 
     engine = TextEngine(args.model, max_batch=args.clients, prefix_cache_bytes=args.prefix_cache_bytes)
     engine.warm_up(_batch_sizes(args.clients))
-    ours, theirs = socket.socketpair()
-    threading.Thread(target=lambda: all(iter(lambda: theirs.recv(1 << 20), b"")), daemon=True).start()
-    worker = Worker(engine, Channel(ours))
+    local = LocalWorker(engine)
     words = "the a weather city river mountain blue green quickly slowly house computer music".split()
     rng = random.Random(0)
 
-    def admit(tag: str, i: int) -> None:
+    def request(tag: str, i: int) -> messages.Generate:
         text = " ".join(rng.choice(words) for _ in range(20))
-        request = messages.Generate(
+        return messages.Generate(
             id=f"{tag}{i}",
             messages=[{"role": "user", "content": f"{text} {i}"}],
             max_tokens=rng.randint(args.max_tokens // 4, args.max_tokens) if args.stagger else args.max_tokens,
             sampling=messages.Sampling(temperature=args.temperature),
         )
-        worker.preparing.add(request.id)
-        worker._admit(_Prepared(request, engine.prepare(request)))
 
     tokens = 0
     step = engine.step
@@ -91,13 +115,9 @@ def main() -> int:
     def run(tag: str, total: int, clients: int) -> tuple[float, int]:
         """Seconds and tokens generated."""
         nonlocal tokens
-        sent, started, tokens = 0, time.perf_counter(), 0
-        while sent < total or worker.running:
-            while len(worker.running) < clients and sent < total:
-                admit(tag, sent)
-                sent += 1
-            worker._step()
-        return time.perf_counter() - started, tokens
+        tokens = 0
+        took = local.run(lambda i: request(tag, i), total, clients)
+        return took, tokens
 
     run("warm", args.clients, args.clients)
     took, tokens = run("timed", args.requests, args.clients)
