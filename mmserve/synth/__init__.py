@@ -253,9 +253,18 @@ def _corpus() -> list[str]:
     return lines + [p.title() for p in paragraphs] + [p.upper() for p in paragraphs]
 
 
-@functools.lru_cache(maxsize=1)
 def _tokenizer_json() -> str:
-    """Train the shared byte-level BPE tokenizer and return it as tokenizer.json text."""
+    """The Qwen checkpoints' tokenizer as tokenizer.json text."""
+    return bpe_tokenizer_json(SPECIAL_TOKENS, PLAIN_ADDED_TOKENS)
+
+
+@functools.lru_cache(maxsize=32)
+def bpe_tokenizer_json(special: tuple[str, ...], plain: tuple[str, ...] = (), vocab_size: int = VOCAB_SIZE) -> str:
+    """Train a byte-level BPE tokenizer of ``vocab_size`` tokens on the embedded corpus.
+
+    The added tokens take the last ids, ``special`` first, then ``plain`` (added tokens a
+    decode keeps), in the order given. Returns tokenizer.json text.
+    """
     from tokenizers import (
         AddedToken,
         Regex,
@@ -268,6 +277,7 @@ def _tokenizer_json() -> str:
         trainers,
     )
 
+    bpe_size = vocab_size - len(special) - len(plain)
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -279,17 +289,17 @@ def _tokenizer_json() -> str:
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=BPE_SIZE,
+        vocab_size=bpe_size,
         min_frequency=1,
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
-    if tok.get_vocab_size() != BPE_SIZE:
-        raise RuntimeError(f"tokenizer trained to {tok.get_vocab_size()} tokens, want {BPE_SIZE}")
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in PLAIN_ADDED_TOKENS])
-    if any(tok.token_to_id(t) != i for t, i in TOKEN_IDS.items()):
+    if tok.get_vocab_size() != bpe_size:
+        raise RuntimeError(f"tokenizer trained to {tok.get_vocab_size()} tokens, want {bpe_size}")
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain])
+    if any(tok.token_to_id(t) != bpe_size + i for i, t in enumerate(special + plain)):
         raise RuntimeError("added token ids are not where the config expects them")
     return tok.to_str()
 
