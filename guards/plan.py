@@ -23,7 +23,7 @@ Then: fits beside what is held -> "admit", else "queue" (wait on the ledger).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from guards.cost import (
@@ -33,6 +33,8 @@ from guards.cost import (
     fit_vision_cost,
     kv_bytes_per_token,
 )
+from guards.families import Geometry
+from guards.families.qwen2_vl import QwenGeometry
 from guards.errors import (
     AspectRatioError,
     BusyError,
@@ -42,7 +44,7 @@ from guards.errors import (
 )
 from guards.images import fit_size
 from guards.units import format_bytes
-from guards.vision import MAX_ASPECT_RATIO, VisionSpec, smart_resize
+from guards.vision import VisionSpec
 
 __all__ = [
     "DEFAULT_VISION_COST",
@@ -87,14 +89,23 @@ class ImageRequest:
 class PlannedImage:
     """An image as the model will see it.
 
-    ``resized`` is exactly the size the processor keeps (already on its grid), so
-    resizing the image to it means the processor does not resize again.
+    ``resized`` is the size it is sent at, chosen so that the processor's own resizing
+    holds no surprise (for a dynamic-patch family it is already on the processor's
+    grid); ``seen`` is what the processor turns it into. ``tokens`` are its image-token
+    positions in the prompt, ``prompt_tokens`` everything it adds to the prompt (row
+    breaks, tile markers and the wrapper included), ``patches`` what the encoder runs
+    over. ``processor_kwargs`` go with it to the processor; ``resizable`` is False for
+    a fixed-resolution family, where a smaller image buys nothing.
     """
 
     original: tuple[int, int]
     resized: tuple[int, int]
     tokens: int
     patches: int
+    prompt_tokens: int = 0
+    seen: tuple[int, int] | None = None
+    processor_kwargs: dict = field(default_factory=dict)
+    resizable: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,28 +137,46 @@ class Plan:
         return sum(image.resized != image.original for image in self.images)
 
 
-def plan_image(width: int, height: int, *, max_side: int | None, spec: VisionSpec) -> PlannedImage:
-    """Plan one image: fit its longer side to ``max_side``, then snap to the processor's grid.
+def as_geometry(spec: Geometry | VisionSpec | None) -> Geometry | None:
+    """A family geometry; a bare ``VisionSpec`` means Qwen2-VL's rules with it."""
+    return QwenGeometry(spec) if isinstance(spec, VisionSpec) else spec
 
-    The aspect ratio is kept and the image never grows, except for the processor's
-    own rounding to multiples of ``spec.factor`` (<= 14 px for Qwen2.5-VL) and its
-    ``min_pixels`` rule. The shorter side never drops below one grid cell, so thin
-    images keep their shape. ``max_side=None`` leaves sizing to the processor.
-    Raises AspectRatioError above 200:1, which the processor would refuse.
+
+def plan_image(width: int, height: int, *, max_side: int | None, spec: Geometry | VisionSpec) -> PlannedImage:
+    """Plan one image: fit its longer side to ``max_side``, then snap it to the family's rules.
+
+    The aspect ratio is kept and the image never grows, except for the processor's own
+    rounding to its grid (<= 14 px for Qwen2.5-VL). The shorter side never drops below
+    16 px, so thin images keep their shape. ``max_side=None`` leaves sizing to the
+    processor, and so does a fixed-resolution family (``resizable`` False), for which
+    a smaller image changes nothing. Raises AspectRatioError beyond the ratio the
+    family's processor accepts.
     """
-    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
-        raise AspectRatioError(width, height, MAX_ASPECT_RATIO)
+    geometry = as_geometry(spec)
+    limit = geometry.max_aspect_ratio
+    if limit is not None and max(width, height) / min(width, height) > limit:
+        raise AspectRatioError(width, height, limit)
     fitted = (width, height)
-    if max_side is not None:
-        fitted = fit_size(width, height, max_side=max_side, min_side=spec.factor)
-    resized = smart_resize(*fitted, spec)
-    grid = (resized[0] // spec.patch_size) * (resized[1] // spec.patch_size)
+    if max_side is not None and geometry.resizable:
+        fitted = fit_size(width, height, max_side=max_side, min_side=_min_side(geometry))
+    resized = geometry.snap(*fitted)
+    layout = geometry.layout(*resized)
     return PlannedImage(
         original=(width, height),
         resized=resized,
-        tokens=grid // spec.merge_size**2,
-        patches=grid,
+        tokens=layout.tokens,
+        patches=layout.patches,
+        prompt_tokens=layout.tokens + layout.extra_tokens + geometry.wrapper_tokens,
+        seen=layout.size,
+        processor_kwargs=geometry.processor_kwargs(*resized),
+        resizable=geometry.resizable,
     )
+
+
+def _min_side(geometry: Geometry) -> int:
+    """The shortest side an image is shrunk to: one grid cell where the family has a grid."""
+    spec = getattr(geometry, "spec", None)
+    return spec.factor if isinstance(spec, VisionSpec) else 16
 
 
 @dataclass(frozen=True)
@@ -160,7 +189,7 @@ class _Shape:
 
     @property
     def image_tokens(self) -> int:
-        return sum(image.tokens for image in self.images)
+        return sum(image.prompt_tokens for image in self.images)
 
 
 @dataclass(frozen=True)
@@ -169,7 +198,7 @@ class _Costing:
 
     text_tokens: int
     model: ModelMemory
-    spec: VisionSpec | None
+    spec: Geometry | None
 
     def shape(self, images: Sequence[ImageRequest], sides: Sequence[int | None]) -> _Shape:
         planned = tuple(
@@ -180,7 +209,7 @@ class _Costing:
         vision = self.model.vision
         return _Shape(
             images=planned,
-            prompt_tokens=self.text_tokens + sum(image.tokens for image in planned),
+            prompt_tokens=self.text_tokens + sum(image.prompt_tokens for image in planned),
             vision_bytes=vision.bytes_for(largest) if vision is not None else 0,
         )
 
@@ -239,7 +268,7 @@ def plan_request(
     images: Sequence[ImageRequest],
     max_tokens: int | None,
     model: ModelMemory,
-    spec: VisionSpec | None,
+    spec: Geometry | VisionSpec | None,
     budget_bytes: int,
     held_bytes: int,
     max_image_side: int,
@@ -278,8 +307,9 @@ def plan_request(
         shrink_factor=shrink_factor,
     )
     images = tuple(images)
+    spec = as_geometry(spec)
     if images and spec is None:
-        raise ValueError("this model takes no images (no VisionSpec); route images elsewhere")
+        raise ValueError("this model takes no images (no geometry); route images elsewhere")
     wanted = max_tokens if max_tokens is not None else default_max_tokens
     context = model.context_length
     costing = _Costing(text_tokens, model, spec)

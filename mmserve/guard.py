@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from cachetools import TTLCache
 
 import guards
+import guards.families
 from guards import images as guard_images
 
 from .engines.messages import ImageData
@@ -34,6 +35,27 @@ class Planned:
     max_tokens: int
     report: dict
     release: object  # callable, idempotent
+    processor_kwargs: dict = field(default_factory=dict)
+
+
+def _image_report(image: guards.PlannedImage) -> dict:
+    """What the response says the guard did to one image."""
+    report = {"original": list(image.original), "resized": list(image.resized), "tokens": image.tokens}
+    if image.prompt_tokens != image.tokens:
+        report["prompt_tokens"] = image.prompt_tokens
+    if image.seen is not None and image.seen != image.resized:
+        report["model_input"] = list(image.seen)
+    if not image.resizable:
+        report["fixed_resolution"] = True  # a smaller image would not have cost less
+    return report
+
+
+def _merged_kwargs(images) -> dict:
+    """One set of processor options for a request's images (the last image's where they differ)."""
+    merged: dict = {}
+    for image in images:
+        merged.update(image.processor_kwargs)
+    return merged
 
 
 def _nothing() -> None:
@@ -62,7 +84,10 @@ class MemoryGuard:
         self.prefix_cache_bytes = min(self.budget_bytes // 16, 1 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
         self.replicas: dict[str, int] = {}  # workers per engine, each with its own copy of the model
-        self.specs: dict[str, guards.VisionSpec] = {}
+        # Image geometry per vision engine: its family's rules, or None where the worker's
+        # processor counts each request's images (no geometry, or one that failed its check).
+        self.geometries: dict[str, guards.families.Geometry | None] = {}
+        self.vision_check: dict | None = None
         self.calibration: dict | None = None
         self.ledger = guards.MemoryLedger(self.budget_bytes)
         self.decisions: Counter[str] = Counter()
@@ -89,17 +114,19 @@ class MemoryGuard:
             self.budget_bytes = self._budget()
             self.max_image_side = self.settings.max_image_side or self.tier.max_image_side
         vision = None
-        if ready.vision_spec and engine.kind in self.models:
+        if ready.vision and engine.kind in self.models:
             vision = self.models[engine.kind].vision  # another or a restarted worker: keep the first calibration
-        elif ready.vision_spec:
-            self.specs[engine.kind] = guards.VisionSpec(**ready.vision_spec)
+        elif ready.vision:
+            self._attach_geometry(engine.kind, ready.vision)
             vision = guards.DEFAULT_VISION_COST
-            if len(ready.calibration) >= 3:
+            if len(ready.calibration) >= 3 or len({p for _, _, p, _ in ready.calibration}) == 1:
                 calibration = guards.Calibration.fit(ready.calibration)
-                vision = calibration.safe_cost()
+                vision = calibration.safe_cost(up_to_patches=self._largest_patches(engine.kind))
                 self.calibration = {
                     **calibration.as_dict(),
                     "predicted": [vision.bytes_for(p) for _, _, p, _ in calibration.samples],
+                    "planned_up_to_patches": self._largest_patches(engine.kind),
+                    "margin": round(vision.c0 / calibration.cost.c0 if calibration.cost.c0 else 1.0, 4),
                 }
                 log.info(
                     "vision calibrated",
@@ -114,6 +141,39 @@ class MemoryGuard:
         )
         self.replicas[engine.kind] = engine.replicas
         self.ledger.set_capacity(max(self.budget_bytes - self._resident_bytes(), 0))
+
+    def _attach_geometry(self, kind: str, vision: dict) -> None:
+        """The engine's image geometry as its worker checked it at load (see ``VisionEngine.check_geometry``)."""
+        check = vision.get("check") or {}
+        self.vision_check = check
+        geometry = guards.families.geometry_for(vision["checkpoint"]) if check.get("ok") else None
+        if geometry is not None:
+            self.geometries[kind] = geometry.with_wrapper(int(check.get("wrapper_tokens", 0)))
+        else:
+            self.geometries[kind] = None
+            log.warning(
+                "image tokens counted by the processor per request",
+                model_type=guards.families.Checkpoint(**vision["checkpoint"]).model_type,
+                reason=check.get("reason"),
+            )
+
+    def _largest_patches(self, kind: str) -> int | None:
+        """The most patches the guard will plan for one image: a square at the max side."""
+        geometry = self.geometries.get(kind)
+        if geometry is None:
+            return None
+        side = self.max_image_side
+        return geometry.layout(*geometry.snap(side, side)).patches
+
+    def sizes_to_count(self, kind: str, decoded: list) -> list[tuple[int, int]]:
+        """Where an engine has no trusted geometry, the sizes its images will be sent at, for
+        the worker's processor to count; nothing otherwise."""
+        if kind not in self.geometries or self.geometries[kind] is not None:
+            return []
+        return [self._fitted(d.width, d.height) for d in decoded]
+
+    def _fitted(self, width: int, height: int) -> tuple[int, int]:
+        return guard_images.fit_size(width, height, max_side=self.max_image_side, min_side=16)
 
     def replicas_for(self, kind: str, wanted: int) -> int:
         """How many copies of an attached engine's model to run: up to ``wanted``, while
@@ -142,8 +202,22 @@ class MemoryGuard:
             vision=model.vision,
         )
 
-    async def plan(self, engine, job, decoded: list, text_tokens: int) -> Planned:
-        """Plan, resize and reserve memory for one request; raises the client-facing errors."""
+    def _geometry(self, kind: str, decoded: list, counted: list) -> guards.families.Geometry | None:
+        """The engine's geometry, or the processor's counts for these images where it has none."""
+        geometry = self.geometries.get(kind)
+        if geometry is not None or not decoded:
+            return geometry
+        return guards.families.Measured(
+            images={
+                (d.width, d.height): (self._fitted(d.width, d.height), tokens, prompt)
+                for d, (tokens, prompt) in zip(decoded, counted, strict=True)
+            }
+        )
+
+    async def plan(self, engine, job, decoded: list, text_tokens: int, counted: list = ()) -> Planned:
+        """Plan, resize and reserve memory for one request; raises the client-facing errors.
+
+        ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
         requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
         try:
             plan = guards.plan_request(
@@ -151,7 +225,7 @@ class MemoryGuard:
                 images=requests,
                 max_tokens=job.max_tokens,
                 model=self._model_for(engine.kind),
-                spec=self.specs.get(engine.kind),
+                spec=self._geometry(engine.kind, decoded, list(counted)),
                 budget_bytes=self.budget_bytes,
                 held_bytes=self.ledger.held_bytes,
                 max_image_side=self.max_image_side,
@@ -179,16 +253,20 @@ class MemoryGuard:
         report: dict = {
             "route": job.route.kind,
             "model": engine.name,
-            "images": [
-                {"original": list(p.original), "resized": list(p.resized), "tokens": p.tokens} for p in plan.images
-            ],
+            "images": [_image_report(p) for p in plan.images],
             "resized_count": plan.images_resized,
             "prompt_tokens_planned": plan.prompt_tokens,
             "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
         }
         if plan.max_tokens_clamped_from is not None:
             report["max_tokens_clamped_from"] = plan.max_tokens_clamped_from
-        return Planned(images=list(images), max_tokens=plan.max_tokens, report=report, release=release)
+        return Planned(
+            images=list(images),
+            max_tokens=plan.max_tokens,
+            report=report,
+            release=release,
+            processor_kwargs=_merged_kwargs(plan.images),
+        )
 
     def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:
         key = (decoded.sha256, size)
@@ -219,5 +297,6 @@ class MemoryGuard:
             "max_image_side": self.max_image_side,
             "enabled": not self.settings.no_guard,
             "calibration": self.calibration,
+            "image_geometry": self.vision_check,
             "decisions": dict(self.decisions),
         }

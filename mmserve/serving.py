@@ -55,8 +55,8 @@ class ChatService:
         engine = pool.admit(affinity=_affinity(job))
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
-            text_tokens = await engine.count(job.messages, len(job.images))
-            planned = await self.guard.plan(engine, job, decoded, text_tokens)
+            counted = await engine.count(job.messages, len(job.images), self.guard.sizes_to_count(pool.kind, decoded))
+            planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
             raise
@@ -69,6 +69,7 @@ class ChatService:
             max_tokens=planned.max_tokens,
             sampling=job.sampling,
             stop=job.stop,
+            processor_kwargs=planned.processor_kwargs,
         )
 
         released = False

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from guards.families.base import Checkpoint, Geometry, Layout
+from guards.families.base import Checkpoint, Geometry, Layout, Measured
 
-__all__ = ["Checkpoint", "Geometry", "Layout", "families", "geometry_for", "register"]
+__all__ = ["Checkpoint", "Geometry", "Layout", "Measured", "families", "geometry_for", "register"]
 
 _BUILDERS: dict[str, Callable[[Checkpoint], Geometry]] = {}
 

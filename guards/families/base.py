@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Checkpoint", "Geometry", "Layout"]
+__all__ = ["Checkpoint", "Geometry", "Layout", "Measured"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,29 @@ class Geometry:
     def with_wrapper(self, tokens: int) -> Geometry:
         """The same geometry with ``wrapper_tokens`` set (measured by the worker)."""
         return dataclasses.replace(self, wrapper_tokens=tokens)
+
+
+@dataclass(frozen=True)
+class Measured(Geometry):
+    """Counts the real processor made, for a family whose geometry is missing or failed its check.
+
+    Nothing is predicted: the server fits each image to the tier's max side, asks the
+    worker's processor what it becomes at that size, and plans with the answer.
+    ``images`` maps each image's original size to the size it is sent at and the
+    processor's (image tokens, all its prompt tokens) there. Such images are not
+    shrunk further.
+    """
+
+    images: Mapping[tuple[int, int], tuple[tuple[int, int], int, int]] = field(default_factory=dict)
+
+    family = "measured"
+    resizable = False
+
+    def snap(self, width: int, height: int) -> tuple[int, int]:
+        return self.images[(width, height)][0]
+
+    def layout(self, width: int, height: int) -> Layout:
+        for sent, tokens, prompt in self.images.values():
+            if sent == (width, height):
+                return Layout(size=sent, tokens=tokens, patches=tokens, extra_tokens=prompt - tokens)
+        raise KeyError(f"no count for an image of {width}x{height}")

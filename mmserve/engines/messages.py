@@ -72,11 +72,13 @@ class ImageData(msgspec.Struct, frozen=True):
 
 
 class Count(msgspec.Struct, tag=True, frozen=True):
-    """Ask how many text tokens the templated prompt has (image placeholders excluded)."""
+    """Ask how many text tokens the templated prompt has (image placeholders excluded), and,
+    for images of the given sizes, what the processor makes of each (where no geometry is trusted)."""
 
     id: str
     messages: list[dict[str, Any]]
     n_images: int = 0
+    sizes: list[tuple[int, int]] = []
 
 
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -86,6 +88,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     max_tokens: int
     sampling: Sampling = Sampling()
     stop: list[str] = []
+    processor_kwargs: dict[str, Any] = {}  # the family geometry's options for the image processor
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):
@@ -112,7 +115,9 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     context_length: int
     weights_bytes: int
     kv_bytes_per_token: int
-    vision_spec: dict[str, int] | None = None
+    # The image geometry: the checkpoint's config files (guards.families.Checkpoint) and the
+    # load-time check against the real processor; None for a text engine.
+    vision: dict[str, Any] | None = None
     # Calibration samples of the vision encoder: [width, height, patches, peak_extra_bytes].
     calibration: list[list[int]] = []
 
@@ -124,6 +129,7 @@ class LoadFailed(msgspec.Struct, tag=True, frozen=True):
 class Counted(msgspec.Struct, tag=True, frozen=True):
     id: str
     text_tokens: int
+    images: list[tuple[int, int]] = []  # per size asked: (image tokens, all prompt tokens of the image)
 
 
 class Delta(msgspec.Struct, tag=True, frozen=True):

@@ -205,13 +205,14 @@ class EngineClient:
             raise EngineUnavailableError(f"the {self.kind} engine stopped while answering", retry_after=2)
         return reply
 
-    async def count(self, chat: list[dict], n_images: int) -> int:
-        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images))
+    async def count(self, chat: list[dict], n_images: int, sizes: list[tuple[int, int]] = ()) -> messages.Counted:
+        """The prompt's text tokens, and the processor's counts for images of ``sizes``."""
+        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images, list(sizes)))
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(
                 f"the messages cannot be rendered for this model: {reply.message}", param="messages"
             )
-        return reply.text_tokens
+        return reply
 
     async def stats(self) -> messages.Stats | None:
         try:

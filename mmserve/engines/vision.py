@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten, tree_map
 from mlx_lm.tokenizer_utils import load as load_tokenizer
 from mlx_vlm import load
 from mlx_vlm.apc import APCManager, semantic_extra_hash
@@ -31,7 +34,11 @@ from mlx_vlm.prompt_utils import apply_chat_template
 from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 from PIL import Image
 
+import guards
+import guards.families
+
 from . import messages
+from .families import adapter_for
 from .common import (
     Admitted,
     backend,
@@ -229,13 +236,13 @@ _PROCESSED = "mmserve.processed"  # in a request's first image's ``info``: the i
 class _Seen:
     """What the engine keeps of images it has seen: the encoder's output, and the image processor's."""
 
-    features: mx.array
+    features: Any  # an array, or a tuple of them (a family's ``encode``)
     processed: Mapping | None  # arrays by name (pixel values, grid); None if the model's processor bypassed it
 
     @property
     def nbytes(self) -> int:
         arrays = self.processed.values() if isinstance(self.processed, Mapping) else ()
-        return self.features.nbytes + sum(getattr(v, "nbytes", 0) for v in arrays)
+        return sum(v.nbytes for _, v in tree_flatten(self.features)) + sum(getattr(v, "nbytes", 0) for v in arrays)
 
 
 def _remember_preprocessing(image_processor) -> None:
@@ -255,7 +262,8 @@ def _remember_preprocessing(image_processor) -> None:
     base = type(image_processor)
 
     def __call__(self, images=None, **kwargs):
-        info = images[0].info if images and hasattr(images[0], "info") else {}
+        # Only a call with the request's list of images (not one per image, nor nested lists).
+        info = images[0].info if isinstance(images, list) and images and isinstance(images[0], Image.Image) else {}
         if info.get(_PROCESSED) is None:
             processed = base.__call__(self, images=images, **kwargs)
             if isinstance(processed.get("pixel_values"), np.ndarray):
@@ -289,6 +297,10 @@ class VisionEngine:
     ) -> None:
         quiet_transformers()
         self.model, self.processor = load(path)
+        config = self.model.config
+        self.adapter = adapter_for(config.model_type)
+        if self.adapter.after_load is not None:
+            self.adapter.after_load(self.model, self.processor)
         _fast_decode_rope(self.model)
         if any(c.__module__.startswith(_MROPE_LANGUAGE_MODELS) for c in type(self.model.language_model).__mro__):
             _position_ids_on_the_host(self.model.language_model)
@@ -301,32 +313,28 @@ class VisionEngine:
         # them (measured on an H100: docs/performance.md). The feature cache is kept either way.
         if kv_reuse is None:
             kv_reuse = backend() != "cuda"
-        self.tokenizer = self.processor.tokenizer
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         # Replies are streamed with mlx-lm's detokenizer, as the text engine's are: text goes out
         # token by token. mlx-vlm's holds each word back until the next one starts, which kept a
         # reply's first text waiting for at least its second token.
         self.streaming = load_tokenizer(Path(path))
         self.max_batch = max_batch
         self.memory_limit = 0
-        config = self.model.config
         text = config.text_config
         self.context_length = int(getattr(text, "max_position_embeddings", 0) or 4096)
         self.weights_bytes = weights_bytes(self.model)
-        self.text_dtype = self.model.language_model.model.embed_tokens.weight.dtype
+        self.text_dtype = _text_dtype(self.model.language_model)
         self.kv_bytes_per_token = kv_bytes_per_token(text, self.text_dtype)
         self.image_token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
-        image_processor = self.processor.image_processor
-        self.vision_spec = {
-            "patch_size": int(image_processor.patch_size),
-            "merge_size": int(image_processor.merge_size),
-            "temporal_patch_size": int(image_processor.temporal_patch_size),
-            "min_pixels": int(_pixels(image_processor, "min_pixels", "shortest_edge")),
-            "max_pixels": int(_pixels(image_processor, "max_pixels", "longest_edge")),
-        }
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
-        _remember_preprocessing(image_processor)
+        image_processor = getattr(self.processor, "image_processor", None)
+        if image_processor is not None:
+            _remember_preprocessing(image_processor)
+        self.checkpoint = _checkpoint_files(Path(path))
+        self.geometry = guards.families.geometry_for(self.checkpoint)
+        self.geometry_check: dict = {}
         tower = self.model.vision_tower
         if mx.default_device().type == mx.DeviceType.cpu and isinstance(getattr(tower, "blocks", None), list):
             tower.blocks = [_Evaluated(block) for block in tower.blocks]
@@ -367,8 +375,9 @@ class VisionEngine:
     def _embed(self, request: messages.Generate, *, cache_features: bool = True):
         images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
         key = tuple((im.sha256, im.width, im.height) for im in request.images)
+        encode = self.adapter.encode
         with self.features_lock:
-            seen = self.features.get(key) if key and cache_features else None
+            seen = self.features.get(key) if key and cache_features and encode is not None else None
             if seen is not None:
                 self.features.move_to_end(key)
         if seen is not None and seen.processed is not None:
@@ -379,17 +388,15 @@ class VisionEngine:
             prompts=self.prompt(request.messages, len(images)),
             image_token_index=self.image_token_id,
             add_special_tokens=self.add_special_tokens,
+            **request.processor_kwargs,
         )
         input_ids = inputs["input_ids"]
         pixel_values = inputs.get("pixel_values")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
-        if pixel_values is not None and seen is None:
-            grid = extra.get("image_grid_thw")
-            dtype = self.model.vision_tower.patch_embed.proj.weight.dtype
-            features = self.model.vision_tower(pixel_values.astype(dtype), grid, output_hidden_states=False)
+        if pixel_values is not None and encode is not None and seen is None:
             # Image features join the text embeddings in the language model's dtype (as HF's
             # Qwen2.5-VL does): a float32 tower would otherwise turn the whole prefill float32.
-            features = features.astype(self.text_dtype)
+            features = _astype(encode(self.model, pixel_values, extra), self.text_dtype)
             mx.eval(features)
             seen = _Seen(features, images[0].info.get(_PROCESSED))
             if cache_features and seen.nbytes <= self.feature_cache_bytes:
@@ -397,13 +404,15 @@ class VisionEngine:
                     self.features[key] = seen
                     while sum(s.nbytes for s in self.features.values()) > self.feature_cache_bytes:
                         self.features.popitem(last=False)
+        if seen is not None:
+            extra["cached_image_features"] = seen.features
         embed = self.model.get_input_embeddings(
             input_ids,
             pixel_values,
             mask=inputs.get("attention_mask"),
-            cached_image_features=seen.features if seen is not None else None,
             **extra,
         )
+        extra.pop("cached_image_features", None)
         prompt_kwargs = {**extra, **{k: v for k, v in embed.to_dict().items() if v is not None}}
         # The prefix cache's salt: the images' content and the model, and nothing that differs
         # between two questions: left to itself, mlx-vlm folds in the whole prompt's embeddings,
@@ -493,20 +502,20 @@ class VisionEngine:
         than measured when measuring them would take longer than ``time_budget_s`` or
         come near the memory limit. Returns ``[width, height, patches, bytes]`` rows.
         """
-        from guards import VisionSpec, calibration_sizes, patches
-
-        spec = VisionSpec(**self.vision_spec)
-        sizes = calibration_sizes(spec, max_side)
+        sizes = guards.calibration_sizes(self._sizes, max_side)
         self._measure(*sizes[0])  # warm-up: kernels compile on first use
         fixed = self._request_overhead()
         samples, spent, took = [], 0.0, 0.0
-        for width, height in sizes:
-            if len(samples) >= 3:
+        for index, (width, height) in enumerate(sizes):
+            if samples:
                 _, _, last_patches, last_bytes = samples[-1]
-                growth = (patches(width, height, spec) / last_patches) ** 2
+                growth = (self._patches(width, height) / last_patches) ** 2
                 too_big = self.memory_limit and last_bytes * growth > 0.5 * (self.memory_limit - self.weights_bytes)
-                if too_big or spent + growth * took > time_budget_s:
+                if too_big:
                     break
+                # The largest size is always measured: the guard must not extrapolate to the sizes it plans.
+                if index < len(sizes) - 1 and len(samples) >= 2 and spent + growth * took > time_budget_s:
+                    continue
             self._measure(width, height)  # a new size compiles new kernels on GPU backends: time the second run
             started = time.monotonic()
             count, extra = self._measure(width, height)
@@ -516,12 +525,26 @@ class VisionEngine:
         mx.reset_peak_memory()
         return samples
 
+    def _sizes(self, width: int, height: int) -> tuple[int, int]:
+        """The size the guard sends an image of this size at (the processor's grid where known)."""
+        return self.geometry.snap(width, height) if self.geometry is not None else (width, height)
+
+    def _patches(self, width: int, height: int) -> int:
+        """The cost model's p: the geometry's patches, or else the image tokens the processor makes."""
+        if self.geometry is not None:
+            return self.geometry.layout(width, height).patches
+        return self.image_tokens([(width, height)])[0][0]
+
     def _measure(self, width: int, height: int) -> tuple[int, int]:
         """(patches, extra peak bytes) of embedding one random image of this size, as a request does:
         pixel values, the encoder, and the merged input embeddings."""
         image = _noise_image(width, height, f"calibration-{width}x{height}")
         request = messages.Generate(
-            id="calibration", messages=[{"role": "user", "content": [{"type": "image"}]}], images=[image], max_tokens=1
+            id="calibration",
+            messages=[{"role": "user", "content": [{"type": "image"}]}],
+            images=[image],
+            max_tokens=1,
+            processor_kwargs=self.geometry.processor_kwargs(width, height) if self.geometry is not None else {},
         )
         mx.clear_cache()  # cached buffers would hide new allocations
         base = mx.get_active_memory()
@@ -529,10 +552,63 @@ class VisionEngine:
         input_ids, prompt_kwargs = self._embed(request, cache_features=False)
         mx.eval(input_ids, prompt_kwargs)
         extra = mx.get_peak_memory() - base
-        count = int(np.prod(np.array(prompt_kwargs["image_grid_thw"].tolist()[0])))
         del input_ids, prompt_kwargs
         mx.clear_cache()
-        return count, int(extra)
+        return self._patches(width, height), int(extra)
+
+    def image_tokens(self, sizes: list[tuple[int, int]], processor_kwargs: dict | None = None) -> list[tuple[int, int]]:
+        """For each size, (image tokens, all prompt tokens) that the real processor makes of one
+        blank image of that size: the count where no geometry is trusted, and the check of one."""
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
+        prompt = self.prompt(chat, 1)
+        text = self.count(chat, 1)
+        counts = []
+        for width, height in sizes:
+            inputs = prepare_inputs(
+                self.processor,
+                images=[Image.new("RGB", (width, height), (127, 127, 127))],
+                prompts=prompt,
+                image_token_index=self.image_token_id,
+                add_special_tokens=self.add_special_tokens,
+                **(processor_kwargs if processor_kwargs is not None else {}),
+            )
+            ids = np.array(inputs["input_ids"]).reshape(-1)
+            tokens = int(np.sum(ids == self.image_token_id))
+            counts.append((tokens, len(ids) - text))
+        return counts
+
+    def check_geometry(self, max_side: int) -> dict:
+        """Check the guard's geometry against the real processor at a few sizes the guard plans:
+        small, a photo, a page fitted to ``max_side``, and an extreme aspect ratio. Measures the
+        tokens the processor adds around every image (``wrapper_tokens``). On any disagreement the
+        geometry is dropped and tokens are counted with the processor per request."""
+        if self.geometry is None:
+            self.geometry_check = {
+                "ok": False,
+                "reason": f"no image geometry for the model_type {self.model.config.model_type!r}",
+            }
+            return self.geometry_check
+        rows, wrappers = [], set()
+        try:
+            for width, height in ((200, 150), (1024, 768), (2550, 3300), (2000, 120)):
+                if self.geometry.resizable:
+                    width, height = guards.fit_size(width, height, max_side=max_side, min_side=16)
+                sent = self.geometry.snap(width, height)
+                layout = self.geometry.layout(*sent)
+                ((tokens, prompt),) = self.image_tokens([sent], self.geometry.processor_kwargs(*sent))
+                wrappers.add(prompt - layout.tokens - layout.extra_tokens)
+                rows.append({"size": list(sent), "planned": layout.tokens, "real": tokens})
+        except Exception as exc:  # a geometry that cannot even run is as wrong as one that miscounts
+            rows.append({"error": f"{type(exc).__name__}: {exc}"})
+        ok = all(row.get("planned") == row.get("real") for row in rows) and len(wrappers) == 1
+        self.geometry_check = {"ok": ok, "family": self.geometry.family, "sizes": rows}
+        if ok:
+            self.geometry = self.geometry.with_wrapper(wrappers.pop())
+            self.geometry_check["wrapper_tokens"] = self.geometry.wrapper_tokens
+        else:
+            self.geometry_check["reason"] = "the guard's image geometry disagrees with the processor"
+            self.geometry = None
+        return self.geometry_check
 
     def _request_overhead(self) -> int:
         """Peak bytes a short text-only request adds beyond its KV cache (workspaces, activations)."""
@@ -571,6 +647,33 @@ class VisionEngine:
         uid = self.insert(prepared).uid
         while not any(u == uid and reason is not None for u, _, reason in self.step()):
             pass
+
+
+def _astype(features, dtype: mx.Dtype):
+    """Features (an array or a tuple of them) in ``dtype``."""
+    return tree_map(lambda x: x.astype(dtype) if mx.issubdtype(x.dtype, mx.floating) else x, features)
+
+
+def _text_dtype(language_model: nn.Module) -> mx.Dtype:
+    """The dtype the language model computes in: its token embedding's (the scales' where quantized)."""
+    for _, module in language_model.named_modules():
+        if isinstance(module, nn.QuantizedEmbedding):
+            return module.scales.dtype
+        if isinstance(module, nn.Embedding):
+            return module.weight.dtype
+    return mx.float16
+
+
+def _checkpoint_files(path: Path) -> guards.families.Checkpoint:
+    """The checkpoint's config.json and processor configs, which decide its image geometry."""
+
+    def read(name: str) -> dict:
+        file = path / name
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+
+    return guards.families.Checkpoint(
+        config=read("config.json"), preprocessor=read("preprocessor_config.json"), processor=read("processor_config.json")
+    )
 
 
 def _noise_image(width: int, height: int, name: str) -> messages.ImageData:

@@ -15,6 +15,7 @@ Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import queue
 import signal
@@ -27,6 +28,9 @@ from dataclasses import dataclass, field
 
 from . import messages
 from .channel import Channel
+
+# The image side at which a restarted worker, which does not calibrate, checks its geometry.
+DEFAULT_CHECK_SIDE = 1536
 
 __all__ = ["main"]
 
@@ -102,14 +106,23 @@ class Worker:
         self.preparing: set[str] = set()
         self.pool = ThreadPoolExecutor(preparers, thread_name_prefix="prepare", initializer=_own_stream)
         self.closing = False
+        self._reader_stream = False
 
     # -- messages handled on the reader thread --------------------------------
+
+    def _image_tokens(self, sizes: list) -> list[tuple[int, int]]:
+        """The real processor's counts for images of these sizes, on the reader thread's own stream."""
+        if not self._reader_stream:
+            _own_stream()
+            self._reader_stream = True
+        return self.engine.image_tokens([tuple(size) for size in sizes])
 
     def on_message(self, message) -> bool:
         if isinstance(message, messages.Count):
             try:
                 tokens = self.engine.count(message.messages, message.n_images)
-                self.channel.send(messages.Counted(message.id, tokens))
+                images = self._image_tokens(message.sizes) if message.sizes else []
+                self.channel.send(messages.Counted(message.id, tokens, images))
             except Exception as exc:  # a template that rejects these messages
                 self.channel.send(
                     messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages")
@@ -344,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         engine.memory_limit = memory_limit
         if backend != "cpu":
             engine.warm_up(_batch_sizes(args.max_batch))
+        vision = None
+        if args.engine == "vision":
+            check = engine.check_geometry(args.calibrate_side or DEFAULT_CHECK_SIDE)
+            vision = {"checkpoint": dataclasses.asdict(engine.checkpoint), "check": check}
         calibration = engine.calibrate(args.calibrate_side) if args.calibrate_side else []
         ready = messages.Ready(
             engine=args.engine,
@@ -354,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             context_length=engine.context_length,
             weights_bytes=engine.weights_bytes,
             kv_bytes_per_token=engine.kv_bytes_per_token,
-            vision_spec=getattr(engine, "vision_spec", None),
+            vision=vision,
             calibration=calibration,
         )
     except Exception as exc:
