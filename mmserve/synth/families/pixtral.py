@@ -172,4 +172,6 @@ def write(directory: Path, seed: int) -> None:
     )
 
 
-FAMILY = Family("pixtral", "vision", write, examples=("mlx-community/pixtral-12b-4bit", "mistral-community/pixtral-12b"))
+FAMILY = Family(
+    "pixtral", "vision", write, examples=("mlx-community/pixtral-12b-4bit", "mistral-community/pixtral-12b")
+)

@@ -76,4 +76,6 @@ def write(directory: Path, seed: int) -> None:
     )
 
 
-FAMILY = Family("qwen2_vl", "vision", write, examples=("Qwen/Qwen2-VL-2B-Instruct", "mlx-community/Qwen2-VL-2B-Instruct-4bit"))
+FAMILY = Family(
+    "qwen2_vl", "vision", write, examples=("Qwen/Qwen2-VL-2B-Instruct", "mlx-community/Qwen2-VL-2B-Instruct-4bit")
+)

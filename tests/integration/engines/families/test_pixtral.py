@@ -35,7 +35,11 @@ def _embed(model, processor, *, cached: bool):
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
     features = adapter.encode(model, inputs["pixel_values"], extra) if cached else None
     embeddings = model.get_input_embeddings(
-        inputs["input_ids"], inputs["pixel_values"], mask=inputs["attention_mask"], cached_image_features=features, **extra
+        inputs["input_ids"],
+        inputs["pixel_values"],
+        mask=inputs["attention_mask"],
+        cached_image_features=features,
+        **extra,
     ).inputs_embeds
     mx.eval(embeddings)
     return embeddings

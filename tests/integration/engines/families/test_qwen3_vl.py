@@ -40,7 +40,11 @@ def _embed(model, processor, *, cached: bool):
     inputs, extra = _inputs(model, processor)
     features = adapter.encode(model, inputs["pixel_values"], extra) if cached else None
     embedded = model.get_input_embeddings(
-        inputs["input_ids"], inputs["pixel_values"], mask=inputs["attention_mask"], cached_image_features=features, **extra
+        inputs["input_ids"],
+        inputs["pixel_values"],
+        mask=inputs["attention_mask"],
+        cached_image_features=features,
+        **extra,
     )
     mx.eval(embedded.inputs_embeds, embedded.deepstack_visual_embeds)
     return embedded
@@ -73,7 +77,11 @@ def test_plain_cached_features_lose_the_deepstack(qwen3_vl_loaded):
     inputs, extra = _inputs(model, processor)
     features = mx.split(adapter.encode(model, inputs["pixel_values"], extra), 3, axis=-1)[0]
     embedded = model.get_input_embeddings(
-        inputs["input_ids"], inputs["pixel_values"], mask=inputs["attention_mask"], cached_image_features=features, **extra
+        inputs["input_ids"],
+        inputs["pixel_values"],
+        mask=inputs["attention_mask"],
+        cached_image_features=features,
+        **extra,
     )
     assert embedded.deepstack_visual_embeds is None
     direct = _embed(model, processor, cached=False)
@@ -91,4 +99,6 @@ def test_an_image_prepared_on_another_thread_embeds_the_same(qwen3_vl_loaded):
     thread = threading.Thread(target=run)
     thread.start()
     thread.join()
-    assert mx.array_equal(outcome["embedded"].inputs_embeds, _embed(*qwen3_vl_loaded, cached=False).inputs_embeds).item()
+    assert mx.array_equal(
+        outcome["embedded"].inputs_embeds, _embed(*qwen3_vl_loaded, cached=False).inputs_embeds
+    ).item()

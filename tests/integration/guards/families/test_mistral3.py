@@ -37,13 +37,17 @@ def _measure(model, processor, geometry, width, height):
     kwargs = geometry.processor_kwargs(width, height)
     image = Image.new("RGB", geometry.snap(width, height), (90, 140, 200))
     prompt = apply_chat_template(processor, model.config, "What is this?", num_images=1)
-    inputs = prepare_inputs(processor, images=[image], prompts=prompt, image_token_index=model.config.image_token_index, **kwargs)
-    text = prepare_inputs(processor, prompts=apply_chat_template(processor, model.config, "What is this?", num_images=0))
+    inputs = prepare_inputs(
+        processor, images=[image], prompts=prompt, image_token_index=model.config.image_token_index, **kwargs
+    )
+    text = prepare_inputs(
+        processor, prompts=apply_chat_template(processor, model.config, "What is this?", num_images=0)
+    )
     return inputs, text["input_ids"].shape[1]
 
 
 def test_the_checkpoint_is_the_mistral3_geometry(mistral3_model):
-    """A ``mistral3`` checkpoint gets 14-px patches merged 2x2 and 1540 px at most (read past the preprocessor's dict)."""
+    """A ``mistral3`` checkpoint gets 14-px patches merged 2x2 and 1540 px at most."""
     _, _, geometry = mistral3_model
     assert (geometry.patch_size, geometry.merge, geometry.longest_edge) == (14, 2, 1540)
 

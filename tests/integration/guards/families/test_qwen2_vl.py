@@ -50,8 +50,12 @@ def _run_processor(model, processor, geometry, width, height):
     kwargs = geometry.processor_kwargs(width, height)
     image = Image.new("RGB", geometry.snap(width, height), (90, 140, 200))
     prompt = apply_chat_template(processor, model.config, "What is this?", num_images=1)
-    inputs = prepare_inputs(processor, images=[image], prompts=prompt, image_token_index=model.config.image_token_id, **kwargs)
-    text = prepare_inputs(processor, prompts=apply_chat_template(processor, model.config, "What is this?", num_images=0))
+    inputs = prepare_inputs(
+        processor, images=[image], prompts=prompt, image_token_index=model.config.image_token_id, **kwargs
+    )
+    text = prepare_inputs(
+        processor, prompts=apply_chat_template(processor, model.config, "What is this?", num_images=0)
+    )
     return inputs, text["input_ids"].shape[1]
 
 
