@@ -52,3 +52,4 @@ def geometry_for(checkpoint: Checkpoint | Mapping) -> Geometry | None:
 from guards.families import qwen2_vl  # noqa: E402,F401
 from guards.families import pixtral  # noqa: E402,F401
 from guards.families import qwen3_vl  # noqa: E402,F401
+from guards.families import gemma3, llava, llava_next, paligemma  # noqa: E402,F401
