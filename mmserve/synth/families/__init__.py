@@ -1,5 +1,5 @@
 """The families ``mmserve synth --family NAME`` can write, by name."""
 
-from . import gemma3, idefics3, smolvlm
+from . import gemma3, idefics3, internvl_chat, smolvlm
 
-FAMILIES = {f.name: f for f in (gemma3.FAMILY, idefics3.FAMILY, smolvlm.FAMILY)}
+FAMILIES = {f.name: f for f in (gemma3.FAMILY, idefics3.FAMILY, internvl_chat.FAMILY, smolvlm.FAMILY)}
