@@ -52,3 +52,4 @@ def geometry_for(checkpoint: Checkpoint | Mapping) -> Geometry | None:
 from guards.families import qwen2_vl  # noqa: E402,F401
 from guards.families import idefics3  # noqa: E402,F401
 from guards.families import internvl  # noqa: E402,F401
+from guards.families import deepseek_vl_v2  # noqa: E402,F401

@@ -1,5 +1,8 @@
 """The families ``mmserve synth --family NAME`` can write, by name."""
 
-from . import gemma3, idefics3, internvl_chat, smolvlm
+from . import deepseek_vl_v2, gemma3, idefics3, internvl_chat, smolvlm
 
-FAMILIES = {f.name: f for f in (gemma3.FAMILY, idefics3.FAMILY, internvl_chat.FAMILY, smolvlm.FAMILY)}
+FAMILIES = {
+    f.name: f
+    for f in (deepseek_vl_v2.FAMILY, gemma3.FAMILY, idefics3.FAMILY, internvl_chat.FAMILY, smolvlm.FAMILY)
+}
