@@ -53,3 +53,6 @@ from guards.families import qwen2_vl  # noqa: E402,F401
 from guards.families import pixtral  # noqa: E402,F401
 from guards.families import qwen3_vl  # noqa: E402,F401
 from guards.families import gemma3, llava, llava_next, paligemma  # noqa: E402,F401
+from guards.families import idefics3  # noqa: E402,F401
+from guards.families import internvl  # noqa: E402,F401
+from guards.families import deepseek_vl_v2  # noqa: E402,F401
