@@ -56,3 +56,5 @@ from guards.families import gemma3, llava, llava_next, paligemma  # noqa: E402,F
 from guards.families import idefics3  # noqa: E402,F401
 from guards.families import internvl  # noqa: E402,F401
 from guards.families import deepseek_vl_v2  # noqa: E402,F401
+from guards.families import phi3_v  # noqa: E402,F401
+from guards.families import gemma3n  # noqa: E402,F401

@@ -1,0 +1,53 @@
+"""Phi-3 / Phi-3.5-vision: image positions are negative ids; the tower writes them in place.
+
+``get_input_embeddings`` finds the positions with ``input_ids < 0`` and has the tower
+(CLIP ViT-L/14-336 over the global view and the HD tiles, 2x2 merge, learnt row and
+global separators, a two-layer projection) overwrite them. ``encode`` is that tower
+call on zero text embeddings, read back at those positions.
+
+mlx-vlm 0.7.10 builds the tower from a fixed description (24 layers) whatever
+config.json says; ``tower_depth`` builds it at the depth config.json's
+``vision_config.num_hidden_layers`` gives (the tiny synth checkpoints have 2), so
+``before_load(config)`` must run before ``mlx_vlm.load`` for those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+MODEL_TYPES = ("phi3_v",)
+REAL_TOWER_LAYERS = 24
+
+
+@contextlib.contextmanager
+def tower_depth(layers: int):
+    """Build Phi-3-vision models with a ``layers``-deep CLIP tower inside this block."""
+    from mlx_vlm.models.phi3_v.vision import VisionModel
+
+    fixed = VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG
+    VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG = type(fixed)(**{**vars(fixed), "num_hidden_layers": layers})
+    try:
+        yield
+    finally:
+        VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG = fixed
+
+
+def before_load(config: dict) -> contextlib.AbstractContextManager:
+    """The context to run ``mlx_vlm.load`` in for this checkpoint's ``config.json``."""
+    layers = (config.get("vision_config") or {}).get("num_hidden_layers", REAL_TOWER_LAYERS)
+    return tower_depth(int(layers)) if layers != REAL_TOWER_LAYERS else contextlib.nullcontext()
+
+
+def encode(model, pixel_values, extra: dict):
+    """The features the tower writes at the image positions, in order (``cached_image_features``)."""
+    import mlx.core as mx
+    import numpy as np
+
+    input_ids = extra["input_ids"]
+    positions = np.argwhere(np.array(input_ids) < 0).tolist()
+    embed = model.model.embed_tokens.weight
+    blank = mx.zeros((*input_ids.shape, embed.shape[-1]), dtype=embed.dtype)
+    out = model.model.vision_embed_tokens(pixel_values.astype(embed.dtype), blank, extra.get("image_sizes"), positions)
+    rows = mx.array([p[1] for p in positions])
+    return out[0, rows]
