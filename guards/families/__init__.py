@@ -49,12 +49,17 @@ def geometry_for(checkpoint: Checkpoint | Mapping) -> Geometry | None:
 
 
 # Family modules register themselves on import.
-from guards.families import qwen2_vl  # noqa: E402,F401
-from guards.families import pixtral  # noqa: E402,F401
-from guards.families import qwen3_vl  # noqa: E402,F401
-from guards.families import gemma3, llava, llava_next, paligemma  # noqa: E402,F401
-from guards.families import idefics3  # noqa: E402,F401
-from guards.families import internvl  # noqa: E402,F401
-from guards.families import deepseek_vl_v2  # noqa: E402,F401
-from guards.families import phi3_v  # noqa: E402,F401
-from guards.families import gemma3n  # noqa: E402,F401
+from guards.families import (  # noqa: E402,F401
+    deepseek_vl_v2,
+    gemma3,
+    gemma3n,
+    idefics3,
+    internvl,
+    llava,
+    llava_next,
+    paligemma,
+    phi3_v,
+    pixtral,
+    qwen2_vl,
+    qwen3_vl,
+)
