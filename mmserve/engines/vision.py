@@ -159,7 +159,7 @@ def _fast_decode_rope(model: nn.Module) -> None:
     Only the chunked multimodal RoPE of Qwen2-VL and Qwen2.5-VL without attention scaling
     qualifies, and not where mlx-vlm already fuses the rotation (Metal).
     """
-    for layer in getattr(model.language_model.model, "layers", []):
+    for layer in getattr(getattr(model.language_model, "model", None), "layers", []):
         rope = getattr(getattr(layer, "self_attn", None), "rotary_emb", None)
         if (
             isinstance(rope, MRoPERotaryEmbedding)
@@ -325,7 +325,19 @@ class VisionEngine:
         self.weights_bytes = weights_bytes(self.model)
         self.text_dtype = _text_dtype(self.model.language_model)
         self.kv_bytes_per_token = kv_bytes_per_token(text, self.text_dtype)
-        self.image_token_id = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+        # The processor's image token where it names one (it is what it writes into the prompt).
+        self.image_token_id = next(
+            (
+                value
+                for value in (
+                    getattr(self.processor, "image_token_id", None),
+                    getattr(config, "image_token_id", None),
+                    getattr(config, "image_token_index", None),
+                )
+                if isinstance(value, int)
+            ),
+            None,
+        )
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
@@ -335,7 +347,7 @@ class VisionEngine:
         self.checkpoint = _checkpoint_files(Path(path))
         self.geometry = guards.families.geometry_for(self.checkpoint)
         self.geometry_check: dict = {}
-        tower = self.model.vision_tower
+        tower = getattr(self.model, "vision_tower", None)
         if mx.default_device().type == mx.DeviceType.cpu and isinstance(getattr(tower, "blocks", None), list):
             tower.blocks = [_Evaluated(block) for block in tower.blocks]
         # Encoder and image-processor outputs by image content: the same image asked again
