@@ -331,6 +331,7 @@ class VisionEngine:
                 value
                 for value in (
                     getattr(self.processor, "image_token_id", None),
+                    _token_id(self.tokenizer, getattr(self.processor, "image_token", None)),
                     getattr(config, "image_token_id", None),
                     getattr(config, "image_token_index", None),
                 )
@@ -664,6 +665,14 @@ class VisionEngine:
 def _astype(features, dtype: mx.Dtype):
     """Features (an array or a tuple of them) in ``dtype``."""
     return tree_map(lambda x: x.astype(dtype) if mx.issubdtype(x.dtype, mx.floating) else x, features)
+
+
+def _token_id(tokenizer, token) -> int | None:
+    """The id of a token given as text (a processor's ``image_token``), if the tokenizer has it."""
+    if not isinstance(token, str):
+        return None
+    found = tokenizer.convert_tokens_to_ids(token)
+    return found if isinstance(found, int) and found != tokenizer.unk_token_id else None
 
 
 def _text_dtype(language_model: nn.Module) -> mx.Dtype:
