@@ -161,7 +161,7 @@ def test_kv_layout_tokens_for_is_the_inverse_of_kv_bytes():
         tokens = layout.tokens_for(capacity)
         assert tokens == -1 or layout.kv_bytes(tokens) <= capacity
         assert layout.kv_bytes(max(tokens + 1, 1)) > capacity
-    assert layout.tokens_for(20000) == 256
+    assert layout.tokens_for(21000) == 256
     constant = KVLayout(bytes_per_token=0, per_sequence_bytes=100)
     assert constant.tokens_for(99) == -1 and constant.tokens_for(100) > 10**9
 
