@@ -87,7 +87,8 @@ class KVLayout:
     - ``windows``: layers that keep at most a window of tokens;
     - ``per_sequence_bytes``: fixed state whatever the length (linear-attention / SSM layers);
     - ``step``: caches allocate in steps of this many tokens, so a sequence holds its length
-      rounded up to it (a window is never exceeded).
+      rounded up to it; a window cache holds up to ``step - 1`` tokens past the length (it
+      grows by a step from wherever the prompt ended), never past its window.
     """
 
     bytes_per_token: int
@@ -133,7 +134,7 @@ class KVLayout:
         if tokens <= 0:
             return 0
         held = _round_up(tokens, self.step)
-        windowed = sum(w.bytes_per_token * min(held, w.window) for w in self.windows)
+        windowed = sum(w.bytes_per_token * min(tokens + self.step - 1, w.window) for w in self.windows)
         return self.per_sequence_bytes + self.bytes_per_token * held + windowed
 
     def tokens_for(self, capacity: int) -> int:

