@@ -7,6 +7,8 @@ process uses it and must not load mlx). Workers measure; this package decides.
 from guards.calibrate import Calibration, calibration_sizes
 from guards.cost import (
     DEFAULT_VISION_COST,
+    KVLayout,
+    KVWindow,
     ModelMemory,
     VisionCost,
     fit_vision_cost,
@@ -42,6 +44,8 @@ __all__ = [
     "ContextTooLongError",
     "GiB",
     "ImageRequest",
+    "KVLayout",
+    "KVWindow",
     "MemoryLedger",
     "MemoryReading",
     "ModelMemory",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_VISION_COST",
+    "KVLayout",
+    "KVWindow",
     "ModelMemory",
     "VisionCost",
     "fit_vision_cost",
@@ -60,14 +62,109 @@ def kv_bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype_
     return 2 * num_layers * num_kv_heads * head_dim * dtype_bytes
 
 
+def _round_up(tokens: int, step: int) -> int:
+    return -(-tokens // step) * step if step > 1 else tokens
+
+
+@dataclass(frozen=True)
+class KVWindow:
+    """Layers that keep at most ``window`` tokens (sliding-window attention), ``bytes_per_token``
+    for all of them together."""
+
+    window: int
+    bytes_per_token: int
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.bytes_per_token < 0:
+            raise ValueError(f"KVWindow needs a positive window and non-negative bytes, got {self}")
+
+
+@dataclass(frozen=True)
+class KVLayout:
+    """What one sequence's cache holds, by kind of layer, measured from the model's own cache.
+
+    - ``bytes_per_token``: layers that keep every token (full attention, MLA latents);
+    - ``windows``: layers that keep at most a window of tokens;
+    - ``per_sequence_bytes``: fixed state whatever the length (linear-attention / SSM layers);
+    - ``step``: caches allocate in steps of this many tokens, so a sequence holds its length
+      rounded up to it; a window cache holds up to ``step - 1`` tokens past the length (it
+      grows by a step from wherever the prompt ended), never past its window.
+    """
+
+    bytes_per_token: int
+    per_sequence_bytes: int = 0
+    windows: tuple[KVWindow, ...] = ()
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.bytes_per_token < 0 or self.per_sequence_bytes < 0 or self.step < 1:
+            raise ValueError(f"KVLayout sizes must be non-negative and step positive, got {self}")
+
+    @classmethod
+    def dense(cls, bytes_per_token: int) -> KVLayout:
+        """Every layer keeps every token, no allocation step: the plain formula."""
+        return cls(bytes_per_token=bytes_per_token)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> KVLayout:
+        """The layout a worker sent (``as_dict``)."""
+        return cls(
+            bytes_per_token=int(data["bytes_per_token"]),
+            per_sequence_bytes=int(data.get("per_sequence_bytes", 0)),
+            windows=tuple(KVWindow(int(w), int(b)) for w, b in data.get("windows", ())),
+            step=int(data.get("step", 1)),
+        )
+
+    def as_dict(self) -> dict:
+        """Plain data for the wire (``from_dict`` reads it back)."""
+        return {
+            "bytes_per_token": self.bytes_per_token,
+            "per_sequence_bytes": self.per_sequence_bytes,
+            "windows": [[w.window, w.bytes_per_token] for w in self.windows],
+            "step": self.step,
+        }
+
+    @property
+    def marginal_bytes_per_token(self) -> int:
+        """The most one more token can cost (before any window is full)."""
+        return self.bytes_per_token + sum(w.bytes_per_token for w in self.windows)
+
+    def kv_bytes(self, tokens: int) -> int:
+        """Cache bytes for one sequence of ``tokens`` tokens (0 for none)."""
+        if tokens <= 0:
+            return 0
+        held = _round_up(tokens, self.step)
+        windowed = sum(w.bytes_per_token * min(tokens + self.step - 1, w.window) for w in self.windows)
+        return self.per_sequence_bytes + self.bytes_per_token * held + windowed
+
+    def tokens_for(self, capacity: int) -> int:
+        """The most tokens one sequence can hold within ``capacity`` bytes (-1 if not even one);
+        unbounded (a very large number) when more tokens cost nothing more."""
+        if self.kv_bytes(1) > capacity:
+            return -1
+        if self.bytes_per_token == 0:
+            largest_window = max((w.window for w in self.windows), default=0)
+            if self.kv_bytes(largest_window + self.step) <= capacity:
+                return 1 << 40
+        low, high = 1, 1
+        while self.kv_bytes(high) <= capacity:
+            low, high = high, high * 2
+        while high - low > 1:  # kv_bytes grows with tokens: the last that fits
+            middle = (low + high) // 2
+            low, high = (middle, high) if self.kv_bytes(middle) <= capacity else (low, middle)
+        return low
+
+
 @dataclass(frozen=True)
 class ModelMemory:
-    """A loaded model's memory shape. ``vision`` is None for text-only models."""
+    """A loaded model's memory shape. ``vision`` is None for text-only models; ``kv_layout``
+    None means every layer keeps ``kv_bytes_per_token`` per token (the plain formula)."""
 
     weights_bytes: int
     kv_bytes_per_token: int
     context_length: int
     vision: VisionCost | None = None
+    kv_layout: KVLayout | None = None
 
     def __post_init__(self) -> None:
         if self.weights_bytes < 0 or self.kv_bytes_per_token < 0:
@@ -75,9 +172,18 @@ class ModelMemory:
         if self.context_length < 1:
             raise ValueError("ModelMemory.context_length must be positive")
 
+    @property
+    def layout(self) -> KVLayout:
+        """The KV layout the plan uses."""
+        return self.kv_layout if self.kv_layout is not None else KVLayout.dense(self.kv_bytes_per_token)
+
     def kv_bytes(self, tokens: int) -> int:
         """KV-cache bytes for a sequence of ``tokens`` tokens."""
-        return self.kv_bytes_per_token * max(0, tokens)
+        return self.layout.kv_bytes(tokens)
+
+    def kv_tokens_for(self, capacity: int) -> int:
+        """The most tokens a sequence's cache can hold within ``capacity`` bytes (-1: none)."""
+        return self.layout.tokens_for(capacity)
 
 
 def replicas_that_fit(wanted: int, *, replica_bytes: int, resident_bytes: int, budget_bytes: int) -> int:

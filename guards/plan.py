@@ -3,7 +3,11 @@
 Pure arithmetic, computed before any work runs (a Metal out-of-memory cannot be
 caught; it kills the process). The peak a request may reach is
 
-    weights + max(vision cost of each image) + kv_bytes_per_token * (prompt + max_tokens) + held
+    weights + max(vision cost of each image) + kv_bytes(prompt + max_tokens) + held
+
+where ``kv_bytes`` follows the model's KV layout (``guards.KVLayout``): per token for
+full-attention layers, up to a window for sliding-window layers, a constant for
+linear-attention state, rounded up to the cache's allocation step.
 
 where images are encoded one at a time and ``held`` is what running requests
 already reserved. The plan's shape (sizes, max_tokens) depends only on the request
@@ -33,8 +37,6 @@ from guards.cost import (
     fit_vision_cost,
     kv_bytes_per_token,
 )
-from guards.families import Geometry
-from guards.families.qwen2_vl import QwenGeometry
 from guards.errors import (
     AspectRatioError,
     BusyError,
@@ -42,6 +44,8 @@ from guards.errors import (
     NeverFitsError,
     PlanError,
 )
+from guards.families import Geometry
+from guards.families.qwen2_vl import QwenGeometry
 from guards.images import fit_size
 from guards.units import format_bytes
 from guards.vision import VisionSpec
@@ -337,9 +341,8 @@ def plan_request(
         if costing.used(shape, generated) > capacity:
             # Images are at the floor and it is still too big: clamp max_tokens, or refuse.
             least = min(generated, min_max_tokens)
-            spare = capacity - costing.used(shape, 0)
-            kv = model.kv_bytes_per_token
-            fits = spare // kv if kv else (generated if spare >= 0 else -1)
+            spare = capacity - shape.vision_bytes
+            fits = model.kv_tokens_for(spare) - shape.prompt_tokens
             if fits < least:
                 raise _never_fits(costing, images, rungs[-1], least, budget_bytes)
             generated = min(generated, fits)
@@ -376,7 +379,6 @@ def _never_fits(
 ) -> NeverFitsError:
     """Build the 413: what the smallest plan needs, and what would fit instead."""
     weights = costing.model.weights_bytes
-    kv = costing.model.kv_bytes_per_token
     capacity = budget_bytes - weights
     smallest = costing.shape(images, floor_sides)
     tokens = smallest.prompt_tokens + least_tokens
@@ -394,7 +396,7 @@ def _never_fits(
     if capacity <= 0:
         would_fit = f"nothing: the model weights ({format_bytes(weights)}) take the whole budget"
     elif not fits(costing.shape((), ())):
-        longest = max(0, capacity // kv - least_tokens)
+        longest = max(0, costing.model.kv_tokens_for(capacity) - least_tokens)
         would_fit = f"a prompt of at most {longest} tokens with max_tokens={least_tokens}"
         if images:
             would_fit += ", without images"

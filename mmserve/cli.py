@@ -60,6 +60,8 @@ def _synth_parser(sub) -> None:
     p.add_argument("dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="tiny", choices=["tiny", "qwen2.5-1.5b", "qwen2.5-vl-3b"])
+    p.add_argument("--family", help="write one tiny checkpoint of this model family into DIR (see --list-families)")
+    p.add_argument("--list-families", action="store_true", help="list the families --family takes, and exit")
 
 
 def _demo_models() -> Path:
@@ -119,6 +121,25 @@ def serve(args: argparse.Namespace) -> int:
 
 def synth(args: argparse.Namespace) -> int:
     from .synth import synthesize
+
+    if args.list_families or args.family:
+        from .synth.families import FAMILIES
+
+        if args.list_families:
+            for family in FAMILIES.values():
+                print(f"{family.name:18} {family.kind:6} {', '.join(family.examples)}")
+            return 0
+        if args.family not in FAMILIES:
+            print(f"mmserve: no family {args.family!r}; one of: {', '.join(sorted(FAMILIES))}", file=sys.stderr)
+            return 2
+        directory = Path(args.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        if any(directory.iterdir()):
+            print(f"mmserve: {directory} is not empty", file=sys.stderr)
+            return 2
+        FAMILIES[args.family].write(directory, args.seed)
+        print(f"{args.family}: {directory}")
+        return 0
 
     models = synthesize(args.dir, seed=args.seed, profile=args.profile)
     print(f"text:   {models.text}\nvision: {models.vision}")

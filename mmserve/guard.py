@@ -138,6 +138,7 @@ class MemoryGuard:
             kv_bytes_per_token=ready.kv_bytes_per_token,
             context_length=ready.context_length,
             vision=vision,
+            kv_layout=guards.KVLayout.from_dict(ready.kv_layout) if ready.kv_layout else None,
         )
         self.replicas[engine.kind] = engine.replicas
         self.ledger.set_capacity(max(self.budget_bytes - self._resident_bytes(), 0))
@@ -200,6 +201,7 @@ class MemoryGuard:
             kv_bytes_per_token=model.kv_bytes_per_token,
             context_length=model.context_length,
             vision=model.vision,
+            kv_layout=model.kv_layout,
         )
 
     def _geometry(self, kind: str, decoded: list, counted: list) -> guards.families.Geometry | None:

@@ -21,7 +21,9 @@ from . import messages
 __all__ = [
     "Admitted",
     "backend",
+    "context_length",
     "kv_bytes_per_token",
+    "kv_layout",
     "logits_for_kept_positions",
     "make_logits",
     "make_sampler",
@@ -164,6 +166,126 @@ def kv_bytes_per_token(args, dtype=mx.float16) -> int:
     kv_heads = get("num_key_value_heads") or heads
     head_dim = get("head_dim") or get("hidden_size") // heads
     return guards.kv_bytes_per_token(layers, kv_heads, head_dim, dtype.size)
+
+
+# Keys under which configs give the longest sequence, most usual first.
+_CONTEXT_KEYS = ("max_position_embeddings", "max_sequence_length", "max_seq_len", "seq_length", "n_positions", "n_ctx")
+# RoPE kinds whose scaling reaches past ``original_max_position_embeddings`` (mlx-lm's rope_utils).
+_EXTENDING_ROPE = ("yarn", "deepseek_yarn", "dynamic")
+
+
+def context_length(config: dict, *, model: nn.Module | None = None, default: int = 4096) -> int:
+    """The longest sequence a checkpoint serves, from its config.json (its ``text_config``
+    first, for models that wrap a language model).
+
+    A YaRN or dynamic-NTK ``rope_scaling`` whose ``max_position_embeddings`` is still the
+    original length (Qwen2.5's recipe for 128k) extends it by its factor, where mlx-lm builds
+    that rope for ``model`` (checked on its modules when given)."""
+    text = config.get("text_config") or config.get("llm_config") or {}
+    for source in (text, config):
+        length = next((int(source[k]) for k in _CONTEXT_KEYS if isinstance(source.get(k), int) and source[k] > 0), 0)
+        if length:
+            break
+    else:
+        return default
+    scaling = source.get("rope_scaling") or source.get("rope_parameters") or {}
+    kind = scaling.get("rope_type") or scaling.get("type")
+    factor = scaling.get("factor") or 1
+    original = scaling.get("original_max_position_embeddings") or length
+    if kind in _EXTENDING_ROPE and factor > 1 and length <= original and _honours_rope_scaling(model):
+        length = int(original * factor)
+    return length
+
+
+def _honours_rope_scaling(model: nn.Module | None) -> bool:
+    if model is None:
+        return True
+    from mlx_lm.models import rope_utils
+
+    kinds = tuple(getattr(rope_utils, n) for n in ("YarnRoPE", "DynamicNTKScalingRoPE") if hasattr(rope_utils, n))
+    return any(isinstance(m, kinds) for _, m in model.named_modules())
+
+
+def _cache_leaves(cache) -> list:
+    """A model's per-layer caches with CacheLists opened up."""
+    leaves = []
+    for entry in cache:
+        caches = getattr(entry, "caches", None)
+        leaves.extend(_cache_leaves(caches) if caches is not None else [entry])
+    return leaves
+
+
+def _grow(leaf, keys_like: mx.array, values_like: mx.array, tokens: int, chunk: int) -> int:
+    """Grow an empty cache the way a prompt of ``tokens`` fills it (all but the last token in
+    chunks, then the last alone) with zeros of the model's shapes; its nbytes."""
+    _, heads, _, key_dim = keys_like.shape
+    _, value_heads, _, value_dim = values_like.shape
+    parts = [chunk] * ((tokens - 1) // chunk) + ([(tokens - 1) % chunk] if (tokens - 1) % chunk else []) + [1]
+    for n in parts:
+        leaf.update_and_fetch(
+            mx.zeros((1, heads, n, key_dim), keys_like.dtype), mx.zeros((1, value_heads, n, value_dim), values_like.dtype)
+        )
+        mx.eval(leaf.keys, leaf.values)
+    return leaf.nbytes
+
+
+def kv_layout(model: nn.Module, *, chunk: int = 2048, token: int = 0) -> guards.KVLayout:
+    """What one sequence's cache holds, measured from the model's own ``make_cache()``.
+
+    Two tokens through the model fill each layer's cache with the real shapes and dtype
+    (the activations', not the packed weights'). A cache whose ``keys`` grow (KVCache,
+    RotatingKVCache, MLA latents...) is priced per token, up to its ``max_size`` if it has
+    one; any other (linear attention, SSM state) holds what it holds now for good. Then an
+    empty cache of each kind is grown to a few lengths the way prompts fill it, and where it
+    holds more than priced the price is raised to cover it, so the guard never plans under
+    what mlx-lm allocates.
+    """
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(mx.array([[token, token]]), cache=cache)
+    leaves = _cache_leaves(cache)
+    mx.eval([leaf.state for leaf in leaves])
+    per_sequence = 0
+    kinds: dict[tuple, list[int]] = {}
+    for index, leaf in enumerate(leaves):
+        keys, values = getattr(leaf, "keys", None), getattr(leaf, "values", None)
+        if isinstance(keys, mx.array) and isinstance(values, mx.array) and keys.ndim == 4:
+            window = getattr(leaf, "max_size", None)
+            signature = (type(leaf).__name__, keys.shape[1:], values.shape[1:], keys.dtype, values.dtype, window)
+            kinds.setdefault(signature, []).append(index)
+        else:
+            per_sequence += leaf.nbytes
+    step = max((getattr(leaves[i], "step", 1) for indices in kinds.values() for i in indices), default=1)
+    per_token, windows = 0, {}
+    for signature, indices in kinds.items():
+        sample = leaves[indices[0]]
+        one = -(-sample.nbytes // sample.keys.shape[2])  # bytes per token of one layer
+        window = signature[-1]
+        lengths = {1, 2, step - 1, step + 1, 1000, 1024, 4096}
+        if window:
+            lengths |= {w for w in (window - 1, window, window + 1, 2 * window + 3) if 0 < w <= 1 << 14}
+        single = guards.KVLayout(
+            bytes_per_token=0 if window else one,
+            windows=(guards.KVWindow(window, one),) if window else (),
+            step=step,
+        )
+        worst = 1.0
+        for length in sorted(lengths):
+            fresh = _cache_leaves(make_prompt_cache(model))[indices[0]]
+            held = _grow(fresh, sample.keys, sample.values, length, chunk)
+            worst = max(worst, held / max(single.kv_bytes(length), 1))
+        one = int(-(-one * worst // 1))
+        if window:
+            windows[window] = windows.get(window, 0) + one * len(indices)
+        else:
+            per_token += one * len(indices)
+    return guards.KVLayout(
+        bytes_per_token=per_token,
+        per_sequence_bytes=per_sequence,
+        windows=tuple(guards.KVWindow(w, b) for w, b in sorted(windows.items())),
+        step=step,
+    )
 
 
 def memory_stats(request_id: str, memory_limit: int, running: int, prefix_cache_bytes: int = 0) -> messages.Stats:

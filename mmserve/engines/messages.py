@@ -114,7 +114,11 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     device_info: dict[str, Any]
     context_length: int
     weights_bytes: int
-    kv_bytes_per_token: int
+    kv_bytes_per_token: int  # the most one more token costs (the plain formula's figure)
+    # What a sequence's cache holds by kind of layer (guards.KVLayout.as_dict); None: the plain formula.
+    kv_layout: dict[str, Any] | None = None
+    # Why mlx-lm cannot batch this model, which then decodes one request at a time; None: it batches.
+    batch_fault: str | None = None
     # The image geometry: the checkpoint's config files (guards.families.Checkpoint) and the
     # load-time check against the real processor; None for a text engine.
     vision: dict[str, Any] | None = None

@@ -269,6 +269,7 @@ class EngineClient:
             "reason": self.reason,
             "restarts": self.restarts,
             "inflight": self.inflight,
+            **_model_facts(self.ready),
         }
 
 
@@ -385,6 +386,20 @@ class EnginePool:
             "restarts": self.restarts,
             "inflight": self.inflight,
         }
+
+
+def _model_facts(ready: messages.Ready | None) -> dict:
+    """What a worker found about its model at load, for /admin/status: how it batches
+    (``solo``: mlx-lm cannot batch it, so requests decode one at a time, and why), its
+    context length and the KV layout the guard plans with."""
+    if ready is None:
+        return {}
+    return {
+        "batching": "continuous" if ready.batch_fault is None else "solo",
+        "batch_fault": ready.batch_fault,
+        "context_length": ready.context_length,
+        "kv_layout": ready.kv_layout,
+    }
 
 
 def worker_environment(engine: str, environ) -> dict[str, str]:

@@ -33,7 +33,8 @@ from . import messages
 from .common import (
     Admitted,
     backend,
-    kv_bytes_per_token,
+    context_length,
+    kv_layout,
     logits_for_kept_positions,
     make_logits,
     make_sampler,
@@ -42,7 +43,7 @@ from .common import (
     weights_bytes,
 )
 
-__all__ = ["Lane", "Solo", "TextEngine", "join"]
+__all__ = ["Lane", "Solo", "TextEngine", "batch_fault", "join"]
 
 PREFILL_STEP = 2048  # prompt tokens per forward pass, as mlx-lm's generators use
 
@@ -202,8 +203,21 @@ class Lane:
     """A solo sequence or a batch of them, with its own batch generator. Each finished
     sequence's tokens and KV cache go to ``on_finished`` (the engine's prefix cache)."""
 
-    def __init__(self, model, eos_token_ids: set[int], max_batch: int, *, on_finished, one_pass: bool = False) -> None:
+    def __init__(
+        self,
+        model,
+        eos_token_ids: set[int],
+        max_batch: int,
+        *,
+        on_finished,
+        one_pass: bool = False,
+        batchable: bool = True,
+    ) -> None:
         self.model = model
+        # A model mlx-lm cannot batch (``batch_fault``) decodes one sequence at a time; the
+        # others wait their turn in ``waiting``, in order of arrival.
+        self.batchable = batchable
+        self.waiting: list[Solo] = []
         self.eos_token_ids = eos_token_ids
         self.one_pass = one_pass  # a solo prompt's rest in one forward pass (see ``Solo``)
         self.solo: Solo | None = None
@@ -219,7 +233,7 @@ class Lane:
         )
 
     def __len__(self) -> int:
-        return len(self.batch_uids) + (self.solo is not None) + len(self.arrivals)
+        return len(self.batch_uids) + (self.solo is not None) + len(self.arrivals) + len(self.waiting)
 
     def insert(self, uid: int, prompt: list[int], cache, cached: list[int], max_tokens: int, sampler, processors):
         sequence = Solo(
@@ -234,10 +248,12 @@ class Lane:
             eos_token_ids=self.eos_token_ids,
             one_pass=self.one_pass,
         )
-        if self:
+        if not self:
+            self.solo = sequence
+        elif self.batchable:
             self.arrivals.append(sequence)
         else:
-            self.solo = sequence
+            self.waiting.append(sequence)
 
     def _join(self, uid: int, batch_uid: int) -> None:
         self.batch_uids[uid] = batch_uid
@@ -245,7 +261,9 @@ class Lane:
 
     def remove(self, uid: int) -> None:
         if self.solo is not None and self.solo.uid == uid:
-            self.solo = None
+            self.solo = self.waiting.pop(0) if self.waiting else None
+        elif any(s.uid == uid for s in self.waiting):
+            self.waiting = [s for s in self.waiting if s.uid != uid]
         elif any(s.uid == uid for s in self.arrivals):
             self.arrivals = [s for s in self.arrivals if s.uid != uid]
         elif uid in self.batch_uids:
@@ -258,7 +276,7 @@ class Lane:
             events = self.solo.step()
             if events and events[-1][2] is not None:
                 self._finished(self.solo.fed, self.solo.cache)
-                self.solo = None
+                self.solo = self.waiting.pop(0) if self.waiting else None
             return events
         if self.solo is not None:  # others arrived: the solo sequence joins them in the batch
             self._join(self.solo.uid, self.solo.hand_over(self.generator))
@@ -290,6 +308,41 @@ class Lane:
         self.on_finished(tokens, cache)
 
 
+def batch_fault(model, eos_token_ids: set[int], steps: int = 3) -> str | None:
+    """Why mlx-lm's batch cannot run ``model`` (None when it can): two prompts of different
+    lengths (so the batch pads one) decode greedily side by side and each alone, and must
+    raise nothing and agree token for token. Gemma 2's attention, for one, cannot take a
+    padded batch's mask."""
+    prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10]]
+    alone = []
+    for prompt in prompts:
+        sequence = Solo(
+            model, 0, prompt, cache=None, cached=[], max_tokens=steps, sampler=None, processors=[], eos_token_ids=set()
+        )
+        tokens: list[int] = []
+        while len(tokens) < steps:
+            tokens += [token for _, token, _ in sequence.step()]
+        alone.append(tokens)
+    try:
+        generator = BatchGenerator(model, stop_tokens=[], completion_batch_size=2, prefill_batch_size=2)
+        uids = generator.insert(prompts, max_tokens=[steps, steps])
+        together: dict[int, list[int]] = {uid: [] for uid in uids}
+        for _ in range(4 * steps):
+            _, generated = generator.next()
+            for response in generated:
+                together[response.uid].append(response.token)
+            if all(len(tokens) >= steps for tokens in together.values()):
+                break
+        if hasattr(generator, "close"):
+            generator.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    batched = [together[uid][:steps] for uid in uids]
+    if batched != alone:
+        return f"a padded batch decodes differently from each sequence alone ({batched} != {alone})"
+    return None
+
+
 class TextEngine:
     kind = "text"
 
@@ -302,7 +355,7 @@ class TextEngine:
         one_pass: bool | None = None,
     ) -> None:
         quiet_transformers()
-        self.model, self.tokenizer = load(path)
+        self.model, self.tokenizer, config = load(path, return_config=True)
         # A prompt's first token in one forward pass (``Solo``) where the model can compute the
         # head for the last position alone. On a GPU that saves a pass of launching and of
         # reading every weight; on mlx's CPU backend, where compute is the cost, it is slower:
@@ -311,12 +364,14 @@ class TextEngine:
         self.one_pass = supported and (backend() != "cpu" if one_pass is None else one_pass)
         self.max_batch = max_batch
         self.memory_limit = 0
-        config = self.model.args
-        self.context_length = int(getattr(config, "max_position_embeddings", 0) or 4096)
+        self.context_length = context_length(config, model=self.model)
         self.weights_bytes = weights_bytes(self.model)
-        dtype = self.model.model.embed_tokens.weight.dtype
-        self.kv_bytes_per_token = kv_bytes_per_token(config, dtype)
+        # What a sequence's cache holds, measured from the model's own caches; the guard plans by it.
+        self.kv_layout = kv_layout(self.model)
+        self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         self.eos_token_ids = set(self.tokenizer.eos_token_ids)
+        # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
+        self.batch_fault = batch_fault(self.model, self.eos_token_ids)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
         # (multi-turn chat, a common system prompt) prefills only what is new.
         self.prefix_cache = LRUPromptCache(max_size=256, max_bytes=prefix_cache_bytes) if prefix_cache_bytes else None
@@ -330,6 +385,7 @@ class TextEngine:
             self.max_batch,
             one_pass=self.one_pass,
             on_finished=self._cache_prefix,
+            batchable=self.batch_fault is None,
         )
 
     def encode(self, chat: list[dict]) -> list[int]:

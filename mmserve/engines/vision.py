@@ -38,11 +38,11 @@ import guards
 import guards.families
 
 from . import messages
-from .families import adapter_for
 from .common import (
     Admitted,
     backend,
-    kv_bytes_per_token,
+    context_length,
+    kv_layout,
     logits_for_kept_positions,
     make_logits,
     make_sampler,
@@ -50,6 +50,7 @@ from .common import (
     warm_up,
     weights_bytes,
 )
+from .families import adapter_for
 
 __all__ = ["VisionEngine"]
 
@@ -320,11 +321,13 @@ class VisionEngine:
         self.streaming = load_tokenizer(Path(path))
         self.max_batch = max_batch
         self.memory_limit = 0
-        text = config.text_config
-        self.context_length = int(getattr(text, "max_position_embeddings", 0) or 4096)
+        self.checkpoint = _checkpoint_files(Path(path))
+        self.context_length = context_length(dict(self.checkpoint.config), model=self.model.language_model)
         self.weights_bytes = weights_bytes(self.model)
         self.text_dtype = _text_dtype(self.model.language_model)
-        self.kv_bytes_per_token = kv_bytes_per_token(text, self.text_dtype)
+        # What a sequence's cache holds, measured from the language model's own caches.
+        self.kv_layout = kv_layout(self.model.language_model)
+        self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         # The processor's image token where it names one (it is what it writes into the prompt).
         self.image_token_id = next(
             (
@@ -345,7 +348,6 @@ class VisionEngine:
         image_processor = getattr(self.processor, "image_processor", None)
         if image_processor is not None:
             _remember_preprocessing(image_processor)
-        self.checkpoint = _checkpoint_files(Path(path))
         self.geometry = guards.families.geometry_for(self.checkpoint)
         self.geometry_check: dict = {}
         tower = getattr(self.model, "vision_tower", None)

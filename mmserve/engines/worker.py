@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             context_length=engine.context_length,
             weights_bytes=engine.weights_bytes,
             kv_bytes_per_token=engine.kv_bytes_per_token,
+            kv_layout=layout.as_dict() if (layout := getattr(engine, "kv_layout", None)) is not None else None,
+            batch_fault=getattr(engine, "batch_fault", None),
             vision=vision,
             calibration=calibration,
         )

@@ -13,6 +13,8 @@ __all__ = ["FAMILIES"]
 def _families() -> dict[str, Family]:
     found = {}
     for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue  # shared helpers of the family modules
         family = importlib.import_module(f"{__name__}.{info.name}").FAMILY
         found[family.name] = family
     return dict(sorted(found.items()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..family import Family, Vocabulary, write_json, write_random_model, write_tokenizer
+from ..family import Family, Vocabulary, write_random_model, write_tokenizer
 
 VOCAB = Vocabulary(
     special=(

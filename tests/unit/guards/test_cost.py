@@ -9,6 +9,8 @@ import pytest
 from guards import (
     DEFAULT_VISION_COST,
     GiB,
+    KVLayout,
+    KVWindow,
     ModelMemory,
     VisionCost,
     fit_vision_cost,
@@ -134,3 +136,38 @@ def test_replicas_reject_nonsense():
         replicas_that_fit(0, replica_bytes=1, resident_bytes=1, budget_bytes=1)
     with pytest.raises(ValueError, match="non-negative"):
         replicas_that_fit(2, replica_bytes=-1, resident_bytes=1, budget_bytes=1)
+
+
+def test_kv_layout_rounds_up_to_the_allocation_step():
+    """A cache that allocates 256 tokens at a time holds 512 tokens' worth at 311 tokens."""
+    layout = KVLayout(bytes_per_token=100, step=256)
+    assert layout.kv_bytes(311) == 512 * 100
+    assert layout.kv_bytes(512) == 512 * 100
+    assert layout.kv_bytes(0) == 0
+
+
+def test_kv_layout_bounds_sliding_windows_and_adds_fixed_state():
+    """Window layers stop growing at their window; fixed state is paid once per sequence."""
+    layout = KVLayout(bytes_per_token=10, per_sequence_bytes=5000, windows=(KVWindow(512, 50),), step=256)
+    assert layout.kv_bytes(256) == 5000 + 10 * 256 + 50 * 511
+    assert layout.kv_bytes(4096) == 5000 + 10 * 4096 + 50 * 512
+    assert KVLayout.from_dict(layout.as_dict()) == layout
+
+
+def test_kv_layout_tokens_for_is_the_inverse_of_kv_bytes():
+    """tokens_for(bytes) is the longest sequence whose cache fits those bytes."""
+    layout = KVLayout(bytes_per_token=10, per_sequence_bytes=5000, windows=(KVWindow(512, 50),), step=256)
+    for capacity in (5000, 20000, 100_000, 1_000_000):
+        tokens = layout.tokens_for(capacity)
+        assert tokens == -1 or layout.kv_bytes(tokens) <= capacity
+        assert layout.kv_bytes(max(tokens + 1, 1)) > capacity
+    assert layout.tokens_for(33110) == 256
+    constant = KVLayout(bytes_per_token=0, per_sequence_bytes=100)
+    assert constant.tokens_for(99) == -1 and constant.tokens_for(100) > 10**9
+
+
+def test_model_memory_plans_with_its_layout():
+    """A ModelMemory with a layout prices the cache by it, not by the flat per-token figure."""
+    layout = KVLayout(bytes_per_token=10, windows=(KVWindow(100, 90),))
+    model = ModelMemory(weights_bytes=GiB, kv_bytes_per_token=100, context_length=4096, kv_layout=layout)
+    assert model.kv_bytes(1000) == 10 * 1000 + 90 * 100

@@ -1,0 +1,16 @@
+"""Qwen3 dense (q/k norms, explicit head_dim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..family import Family
+from ._chat import text_config, write_text
+
+
+def write(directory: Path, seed: int) -> None:
+    config = text_config('chatml', **{'model_type': 'qwen3', 'hidden_size': 64, 'num_hidden_layers': 2, 'intermediate_size': 128, 'num_attention_heads': 4, 'num_key_value_heads': 2, 'head_dim': 32, 'rms_norm_eps': 1e-06, 'rope_theta': 1000000.0, 'max_position_embeddings': 40960, 'tie_word_embeddings': True})
+    write_text(directory, seed, config, 'chatml')
+
+
+FAMILY = Family('qwen3', "text", write, examples=('Qwen/Qwen3-0.6B',))
