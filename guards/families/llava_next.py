@@ -6,7 +6,8 @@ image into it keeping the aspect ratio, pads it and cuts it into 336-px tiles, p
 336-px view of the whole. The processor counts the base view's 576 tokens, the tiles'
 24 x 24 features each with the padded rows (or columns) cut off, and one newline
 feature per remaining row, all as ``<image>`` tokens. A smaller image can choose a
-smaller grid (2 tiles instead of 4) and loses padding; below 336 px it gains nothing more.
+smaller grid (2 tiles instead of 4 once the image fits 336 x 672 pixels) and loses padding
+features; below that it gains only the unpadding.
 """
 
 from __future__ import annotations

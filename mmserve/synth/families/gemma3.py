@@ -87,7 +87,7 @@ def write(directory: Path, seed: int) -> None:
             "rope_theta": 1000000.0,
             "rope_local_base_freq": 10000.0,
             "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
-            "sliding_window": 512,
+            "sliding_window": 1024,  # google/gemma-3-4b-it
             "sliding_window_pattern": 6,
             "max_position_embeddings": 131072,
             "vocab_size": VOCAB.size,
