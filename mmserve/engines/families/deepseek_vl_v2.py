@@ -1,0 +1,30 @@
+"""DeepSeek-VL2: the SigLIP tower over each image's global view and tiles, then the downsampling MLP.
+
+Its processor has no ``image_processor`` (mlx-vlm's ``DeepseekVLV2Processor`` is a
+tokenizer plus ``candidate_resolutions`` / ``image_size`` / ``patch_size`` /
+``downsample_ratio`` and its own ``image_transform``): call the processor itself
+(``prepare_inputs`` does), read the geometry from those attributes. The prepared
+inputs carry ``images_spatial_crop`` and ``images_seq_mask``, which
+``get_input_embeddings`` needs. The cached features are per view, before the newline
+and separator features are inserted (the model inserts them on every call).
+"""
+
+from __future__ import annotations
+
+MODEL_TYPES = ("deepseek_vl_v2",)
+
+
+def encode(model, pixel_values, extra: dict):
+    import mlx.core as mx
+
+    crops = extra["images_spatial_crop"]
+    views = []
+    for batch in range(pixel_values.shape[0]):
+        count = 0
+        for cols, rows in crops[batch].tolist():
+            if cols == 0 or rows == 0:
+                break
+            count += 1 + cols * rows
+        views.append(pixel_values[batch, :count])
+    hidden, *_ = model.vision(mx.concatenate(views, axis=0).transpose(0, 2, 3, 1), output_hidden_states=True)
+    return model.projector(hidden)

@@ -1,0 +1,114 @@
+"""The engine hooks of Idefics3, SmolVLM, InternVL (internvl_chat) and DeepSeek-VL2 on their tiny checkpoints.
+
+For each: ``encode`` reproduces the features ``get_input_embeddings`` computes (so the
+feature cache changes nothing), greedy text with cached features equals
+``mlx_vlm.generate``'s, and an image prepared and encoded on another thread with its
+own stream gives the same embeddings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import pytest
+
+pytest.importorskip("mlx_vlm")
+
+from tests.integration.guards.families.probe import picture  # noqa: E402
+
+# (family, adapter module, image size): sizes that keep the views few (Idefics3 tiles every image to 1456 px)
+FAMILIES = [
+    ("idefics3", "idefics3", (400, 40)),
+    ("smolvlm", "idefics3", (400, 40)),
+    ("internvl_chat", "internvl", (300, 300)),
+    ("deepseek_vl_v2", "deepseek_vl_v2", (300, 300)),
+]
+
+
+class Served:
+    """A tiny checkpoint loaded with mlx-vlm, a one-image prompt and its family's encode."""
+
+    def __init__(self, family: str, adapter: str, size: tuple[int, int], directory):
+        import mlx_vlm
+        from mlx_vlm.prompt_utils import apply_chat_template
+
+        importlib.import_module(f"mmserve.synth.families.{family}").FAMILY.write(directory, 0)
+        self.model, self.processor = mlx_vlm.load(str(directory))
+        self.encode = importlib.import_module(f"mmserve.engines.families.{adapter}").encode
+        self.prompt = apply_chat_template(self.processor, self.model.config, "Describe this.", num_images=1)
+        self.image = picture(*size)
+
+    def embed(self, **kwargs):
+        """(embeddings, pixel_values, extra inputs) as the engine computes them for the image."""
+        from mlx_vlm.utils import prepare_inputs
+
+        inputs = prepare_inputs(
+            self.processor, images=[self.image], prompts=self.prompt,
+            image_token_index=getattr(self.model.config, "image_token_index", None),
+        )  # fmt: skip
+        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
+        embeddings = self.model.get_input_embeddings(
+            inputs["input_ids"], inputs["pixel_values"], mask=inputs.get("attention_mask"), **extra, **kwargs
+        ).inputs_embeds
+        return embeddings, inputs["pixel_values"], extra
+
+    def generate(self, **kwargs) -> str:
+        import mlx_vlm
+
+        return mlx_vlm.generate(
+            self.model, self.processor, self.prompt, image=[self.image], max_tokens=8, temperature=0, verbose=False,
+            **kwargs,
+        ).text  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=FAMILIES, ids=[family for family, *_ in FAMILIES])
+def served(request, tmp_path_factory):
+    family, adapter, size = request.param
+    return Served(family, adapter, size, tmp_path_factory.mktemp(family))
+
+
+def test_cached_features_give_the_same_embeddings(served):
+    """Embeddings with encode's features as cached_image_features equal the ones computed from pixels."""
+    import mlx.core as mx
+
+    plain, pixel_values, extra = served.embed()
+    cached, _, _ = served.embed(cached_image_features=served.encode(served.model, pixel_values, extra))
+    assert mx.array_equal(plain, cached).item()
+
+
+def test_greedy_text_with_cached_features_equals_generate(served, request):
+    """mlx_vlm.generate gives the same greedy text with the cached features, and other text with zeroed ones."""
+    import mlx.core as mx
+
+    if served.model.config.model_type == "deepseek_vl_v2":
+        # Seen on CPU: the same plain prompt's embeddings and greedy text differ between mlx_vlm.generate
+        # calls in one process (now and then, whatever ran before), with or without cached features.
+        request.applymarker(pytest.mark.xfail(reason="DeepSeek-VL2 generation varies between calls", strict=False))
+
+    _, pixel_values, extra = served.embed()
+    features = served.encode(served.model, pixel_values, extra)
+    text = served.generate()
+    assert served.generate(cached_image_features=features) == text
+    assert served.generate(cached_image_features=mx.zeros_like(features) + 3.0) != text
+
+
+def test_another_thread_with_its_own_stream_gives_the_same_embeddings(served):
+    """prepare_inputs, get_input_embeddings and encode on a worker thread's own stream match the loading thread."""
+    import mlx.core as mx
+
+    expected, pixel_values, extra = served.embed()
+    features = served.encode(served.model, pixel_values, extra)
+    mx.eval(expected, features)  # a lazy graph built on this thread's stream cannot be evaluated on another
+    result = {}
+
+    def work():
+        with mx.stream(mx.new_stream(mx.cpu)):
+            embeddings, pixels, more = served.embed()
+            encoded = served.encode(served.model, pixels, more)
+            result["same"] = mx.array_equal(embeddings, expected).item() and mx.array_equal(encoded, features).item()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert result == {"same": True}
