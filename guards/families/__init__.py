@@ -52,3 +52,4 @@ def geometry_for(checkpoint: Checkpoint | Mapping) -> Geometry | None:
 from guards.families import qwen2_vl  # noqa: E402,F401
 from guards.families import phi3_v  # noqa: E402,F401
 from guards.families import gemma3n  # noqa: E402,F401
+from guards.families import kimi_vl  # noqa: E402,F401
