@@ -53,3 +53,4 @@ from guards.families import qwen2_vl  # noqa: E402,F401
 from guards.families import phi3_v  # noqa: E402,F401
 from guards.families import gemma3n  # noqa: E402,F401
 from guards.families import kimi_vl  # noqa: E402,F401
+from guards.families import idefics2  # noqa: E402,F401
