@@ -54,3 +54,4 @@ from guards.families import phi3_v  # noqa: E402,F401
 from guards.families import gemma3n  # noqa: E402,F401
 from guards.families import kimi_vl  # noqa: E402,F401
 from guards.families import idefics2  # noqa: E402,F401
+from guards.families import aya_vision  # noqa: E402,F401
