@@ -2,8 +2,11 @@
 
 ``get_input_embeddings`` finds the positions with ``input_ids < 0`` and has the tower
 (CLIP ViT-L/14-336 over the global view and the HD tiles, 2x2 merge, learnt row and
-global separators, a two-layer projection) overwrite them. ``encode`` is that tower
-call on zero text embeddings, read back at those positions.
+global separators, a two-layer projection) overwrite them. There is no ``encode``: mlx-vlm 0.7.10's
+``cached_image_features`` path is wrong for this family (it walks each ``[batch,
+position]`` pair as if it were a list of positions, so it writes feature 0 at position
+0 and feature 1 at every image position); ``tower_features`` is the tower call a fixed
+path would cache (the tower on zero text embeddings, read back at the image positions).
 
 mlx-vlm 0.7.10 builds the tower from a fixed description (24 layers) whatever
 config.json says; ``tower_depth`` builds it at the depth config.json's
@@ -38,8 +41,8 @@ def before_load(config: dict) -> contextlib.AbstractContextManager:
     return tower_depth(int(layers)) if layers != REAL_TOWER_LAYERS else contextlib.nullcontext()
 
 
-def encode(model, pixel_values, extra: dict):
-    """The features the tower writes at the image positions, in order (``cached_image_features``)."""
+def tower_features(model, pixel_values, extra: dict):
+    """The features the tower writes at the image positions, in order (``extra`` holds ``input_ids``)."""
     import mlx.core as mx
     import numpy as np
 
