@@ -50,11 +50,15 @@ def geometry_for(checkpoint: Checkpoint | Mapping) -> Geometry | None:
 
 # Family modules register themselves on import.
 from guards.families import (  # noqa: E402,F401
+    aya_vision,
     deepseek_vl_v2,
     gemma3,
     gemma3n,
+    idefics2,
     idefics3,
     internvl,
+    kimi_vl,
+    lfm2_vl,
     llava,
     llava_next,
     paligemma,
