@@ -16,7 +16,16 @@ import guards
 from mmserve.engines import messages
 from mmserve.synth.families import FAMILIES
 
-VISION = sorted(name for name, family in FAMILIES.items() if family.kind == "vision")
+# Families whose tiny checkpoint does not yet serve through the engine, and why (docs/models.md).
+BROKEN = {
+    "gemma3n": "the tiny checkpoint's MobileNet tower weights do not load under the engine's load path",
+    "phi3_v": "the tiny checkpoint's CLIP tower weights do not load under the engine's load path",
+    "internvl_chat": "the engine finds no image token id the processor writes",
+}
+VISION = [
+    pytest.param(name, marks=pytest.mark.xfail(reason=BROKEN[name], strict=True)) if name in BROKEN else name
+    for name in sorted(name for name, family in FAMILIES.items() if family.kind == "vision")
+]
 MAX_SIDE = 768
 
 
