@@ -15,8 +15,9 @@ def _families() -> dict[str, Family]:
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
             continue  # shared helpers of the family modules
-        family = importlib.import_module(f"{__name__}.{info.name}").FAMILY
-        found[family.name] = family
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for family in (module.FAMILY, *getattr(module, "MORE_FAMILIES", ())):  # variants of one family
+            found[family.name] = family
     return dict(sorted(found.items()))
 
 

@@ -98,9 +98,11 @@ FAMILY = Family(
     write,
     examples=("google/paligemma2-3b-mix-224", "mlx-community/paligemma2-3b-mix-224-8bit"),
 )
-FAMILY_448 = Family(
-    "paligemma-448",
-    "vision",
-    partial(write, image_size=448),
-    examples=("google/paligemma2-3b-mix-448", "mlx-community/paligemma2-3b-mix-448-8bit"),
+MORE_FAMILIES = (
+    Family(
+        "paligemma-448",
+        "vision",
+        partial(write, image_size=448),
+        examples=("google/paligemma2-3b-mix-448", "mlx-community/paligemma2-3b-mix-448-8bit"),
+    ),
 )
