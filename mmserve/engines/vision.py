@@ -522,14 +522,14 @@ class VisionEngine:
         fixed = self._request_overhead()
         samples, spent, took = [], 0.0, 0.0
         for index, (width, height) in enumerate(sizes):
-            if samples:
+            if len(samples) >= 3:
                 _, _, last_patches, last_bytes = samples[-1]
                 growth = (self._patches(width, height) / last_patches) ** 2
                 too_big = self.memory_limit and last_bytes * growth > 0.5 * (self.memory_limit - self.weights_bytes)
                 if too_big:
-                    break
-                # The largest size is always measured: the guard must not extrapolate to the sizes it plans.
-                if index < len(sizes) - 1 and len(samples) >= 2 and spent + growth * took > time_budget_s:
+                    break  # the guard lifts the curve by its extrapolation margin beyond what was measured
+                # The largest size is measured whatever the time: the guard should not extrapolate to it.
+                if index < len(sizes) - 1 and spent + growth * took > time_budget_s:
                     continue
             self._measure(width, height)  # a new size compiles new kernels on GPU backends: time the second run
             started = time.monotonic()
