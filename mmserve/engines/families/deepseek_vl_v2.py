@@ -7,6 +7,13 @@ tokenizer plus ``candidate_resolutions`` / ``image_size`` / ``patch_size`` /
 inputs carry ``images_spatial_crop`` and ``images_seq_mask``, which
 ``get_input_embeddings`` needs. The cached features are per view, before the newline
 and separator features are inserted (the model inserts them on every call).
+
+Evaluate the prepared inputs (``mx.eval`` of every array ``prepare_inputs`` returns)
+on the thread and stream that prepared them: this processor builds its pixel values
+and masks as lazy mlx graphs, and left lazy into ``mlx_vlm.generate`` (which runs on
+its own generation stream) the same prompt gave one of two greedy texts, 2 runs in 6
+on CPU; evaluated first, 8 in 8 agreed. (Lazy arrays from another thread's stream
+fail outright: "There is no Stream(cpu, N) in current thread".)
 """
 
 from __future__ import annotations
