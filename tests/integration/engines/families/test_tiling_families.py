@@ -21,7 +21,7 @@ from tests.integration.guards.families.probe import picture  # noqa: E402
 FAMILIES = [
     ("idefics3", "idefics3", (400, 40)),
     ("smolvlm", "idefics3", (400, 40)),
-    ("internvl_chat", "internvl", (300, 300)),
+    ("internvl_chat", "internvl_chat", (300, 300)),
     ("deepseek_vl_v2", "deepseek_vl_v2", (300, 300)),
 ]
 
