@@ -35,7 +35,10 @@ class Served:
 
         importlib.import_module(f"mmserve.synth.families.{family}").FAMILY.write(directory, 0)
         self.model, self.processor = mlx_vlm.load(str(directory))
-        self.encode = importlib.import_module(f"mmserve.engines.families.{adapter}").encode
+        hooks = importlib.import_module(f"mmserve.engines.families.{adapter}")
+        if getattr(hooks, "after_load", None) is not None:
+            hooks.after_load(self.model, self.processor)
+        self.encode = hooks.encode
         self.prompt = apply_chat_template(self.processor, self.model.config, "Describe this.", num_images=1)
         self.image = picture(*size)
 
@@ -118,3 +121,18 @@ def test_another_thread_with_its_own_stream_gives_the_same_embeddings(served):
     thread.start()
     thread.join()
     assert result == {"same": True}
+
+
+def test_deepseek_vl_v2_greedy_text_is_the_same_every_time(tmp_path):
+    """With after_load, mlx_vlm.generate preparing the image itself gives one greedy text (lazy inputs gave two)."""
+    import mlx_vlm
+
+    served = Served("deepseek_vl_v2", "deepseek_vl_v2", (300, 300), tmp_path)
+    texts = {
+        mlx_vlm.generate(
+            served.model, served.processor, served.prompt, image=[served.image], max_tokens=2, temperature=0,
+            verbose=False,
+        ).text
+        for _ in range(8)
+    }  # fmt: skip
+    assert len(texts) == 1
