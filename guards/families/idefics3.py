@@ -17,7 +17,10 @@ image (the wrapper).
 The processor takes no per-request longest edge in mlx-vlm 0.7.10 (its ``__call__``
 hands only ``return_row_col_info`` to the image processor, and ``prepare_inputs``
 drops ``size``), so the tile count depends on the aspect ratio only and a smaller
-image buys nothing: ``resizable`` is False.
+image buys nothing: ``resizable`` is False. Setting the loaded processor's
+``image_processor.size = {"longest_edge": n}`` does lower the count, to what this
+geometry with ``longest_edge=n`` says (while ``n`` exceeds the tile side; at or below
+it an image is the global view alone and the wrapper loses its ``\n\n``).
 """
 
 from __future__ import annotations

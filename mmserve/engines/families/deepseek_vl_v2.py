@@ -7,11 +7,35 @@ tokenizer plus ``candidate_resolutions`` / ``image_size`` / ``patch_size`` /
 inputs carry ``images_spatial_crop`` and ``images_seq_mask``, which
 ``get_input_embeddings`` needs. The cached features are per view, before the newline
 and separator features are inserted (the model inserts them on every call).
+
+``after_load`` makes the processor evaluate what it returns: it builds its pixel
+values and masks as lazy mlx graphs, and left lazy into ``mlx_vlm.generate`` (which
+runs on its own generation stream) the same prompt gave one of two greedy texts, 2
+runs in 6 on CPU (the engine's path too); evaluated where they are prepared, every
+run agreed. ``prepare_inputs`` calls a processor's ``process`` where it has one, so
+that is where the evaluation goes. (Lazy arrays from another thread's stream fail
+outright: "There is no Stream(cpu, N) in current thread".)
 """
 
 from __future__ import annotations
 
 MODEL_TYPES = ("deepseek_vl_v2",)
+
+
+def after_load(model, processor) -> None:
+    import functools
+
+    import mlx.core as mx
+
+    call = processor.__call__
+
+    @functools.wraps(call)
+    def process(*args, **kwargs):
+        outputs = call(*args, **kwargs)
+        mx.eval([value for value in outputs.values() if isinstance(value, mx.array)])
+        return outputs
+
+    processor.process = process
 
 
 def encode(model, pixel_values, extra: dict):

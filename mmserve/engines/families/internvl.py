@@ -1,25 +1,22 @@
-"""InternVL in OpenGVLab's format (``internvl_chat``): InternViT over every tile, CLS dropped, pixel shuffle, MLP.
+"""InternVL in the transformers format (``internvl``): mlx-vlm 0.7.10 needs a load fix and has no feature cache.
 
-The cached features are the projected ones, which ``get_input_embeddings`` takes
-back as they are. The model finds the image positions by ``image_token_index``
-(the processor's ``<IMG_CONTEXT>`` id, in the prepared inputs: pass it through),
-falling back to config.json's, which real checkpoints leave at mlx-vlm's default.
-The transformers-format ``internvl`` model has no ``cached_image_features`` path.
+Its ``ModelConfig`` has no ``eos_token_id``, which ``mlx_vlm.generate`` reads
+(``AttributeError: 'ModelConfig' object has no attribute 'eos_token_id'``):
+``after_load`` sets it from config.json (None when absent, as other families have).
+``get_input_embeddings`` takes no ``cached_image_features``, so there is no ``encode``.
+Only Qwen3-based checkpoints (InternVL3.5 ``-HF``) load; InternVL3 ``-hf`` (Qwen2.5)
+does not (mlx-vlm builds a Qwen3 language model for ``internvl``).
 """
 
 from __future__ import annotations
 
-MODEL_TYPES = ("internvl_chat",)
+MODEL_TYPES = ("internvl",)
+
+encode = None
 
 
-def encode(model, pixel_values, extra: dict):
-    from mlx_vlm.models.base import pixel_shuffle
-
-    pixel_values = pixel_values.astype(model.vision_model.embeddings.patch_embedding.weight.dtype)
-    if pixel_values.ndim == 5:
-        pixel_values = pixel_values[0]
-    hidden, _, _ = model.vision_model(pixel_values.transpose(0, 2, 3, 1), output_hidden_states=True)
-    hidden = pixel_shuffle(hidden[:, 1:, :], shuffle_ratio=model.downsample_ratio)
-    for layer in model.mlp1:
-        hidden = layer(hidden)
-    return hidden
+def after_load(model, processor) -> None:
+    config = model.config
+    if getattr(config, "eos_token_id", None) is None:
+        text = getattr(config, "text_config", None)
+        config.eos_token_id = getattr(text, "eos_token_id", None)

@@ -67,11 +67,25 @@ def test_a_size_option_does_not_reach_the_image_processor(idefics3_model):
 
 
 def test_greedy_generate_gives_text(idefics3_model):
-    """mlx_vlm.generate on an image runs and returns text."""
+    """mlx_vlm.generate on an image runs and returns text (a wide one: 4 tiles and the global view)."""
     import mlx_vlm
 
     result = mlx_vlm.generate(
         idefics3_model.model, idefics3_model.processor, idefics3_model.prompt,
-        image=[picture(400, 300)], max_tokens=8, temperature=0, verbose=False,
+        image=[picture(400, 40)], max_tokens=8, temperature=0, verbose=False,
     )  # fmt: skip
     assert result.text
+
+
+def test_lowering_the_image_processors_longest_edge_gives_fewer_tiles(idefics3_model):
+    """Setting image_processor.size (the only way in 0.7.10) lowers the count to the geometry at that edge."""
+    import dataclasses
+
+    image_processor = idefics3_model.processor.image_processor
+    saved = image_processor.size
+    try:
+        image_processor.size = {"longest_edge": 728}
+        real = idefics3_model.count(picture(1024, 768), remember=False)[0]
+    finally:
+        image_processor.size = saved
+    assert real == dataclasses.replace(idefics3_model.geometry, longest_edge=728).layout(1024, 768).tokens == 5 * 169

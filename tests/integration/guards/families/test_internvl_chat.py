@@ -10,14 +10,21 @@ import pytest
 
 pytest.importorskip("mlx_vlm")
 
+from mmserve.engines.families.internvl_chat import after_load  # noqa: E402
 from mmserve.synth.families import internvl_chat  # noqa: E402
+from mlx_vlm.prompt_utils import apply_chat_template  # noqa: E402
+
 from tests.integration.guards.families.probe import SIZES, load, picture, synthesize  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def internvl_chat_model(tmp_path_factory):
     path = synthesize(internvl_chat.FAMILY, tmp_path_factory)
-    return load(path, internvl_chat.VOCAB["<IMG_CONTEXT>"])
+    loaded = load(path, internvl_chat.VOCAB["<IMG_CONTEXT>"])
+    after_load(loaded.model, loaded.processor)  # the checkpoint's ChatML template, as the engine serves it
+    loaded.prompt = apply_chat_template(loaded.processor, loaded.model.config, "Describe this.", num_images=1)
+    assert loaded.prompt.startswith("<|im_start|>system\n")
+    return loaded
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES + [(300, 300), (1000, 1000)])
