@@ -57,3 +57,4 @@ from guards.families import idefics2  # noqa: E402,F401
 from guards.families import aya_vision  # noqa: E402,F401
 from guards.families import lfm2_vl  # noqa: E402,F401
 from guards.families import molmo  # noqa: E402,F401
+from guards.families import mllama  # noqa: E402,F401
