@@ -56,7 +56,12 @@ class MolmoGeometry(Geometry):
         window = self.window_patches * self.patch_size
         h, w = height - margin, width - margin
         tilings = sorted(
-            ((i, j) for i in range(1, self.max_crops + 1) for j in range(1, self.max_crops + 1) if i * j <= self.max_crops),
+            (
+                (i, j)
+                for i in range(1, self.max_crops + 1)
+                for j in range(1, self.max_crops + 1)
+                if i * j <= self.max_crops
+            ),
             key=lambda t: (t[0] * t[1], t[0]),
         )
         scales = [min(i * window / h if h else float("inf"), j * window / w if w else float("inf")) for i, j in tilings]
@@ -72,8 +77,10 @@ class MolmoGeometry(Geometry):
         global_w, global_h = self.global_tokens
         side = self.crop // self.patch_size
         return Layout(
-            size=(columns * self.window_patches * self.patch_size + margin * self.patch_size,
-                  rows * self.window_patches * self.patch_size + margin * self.patch_size),
+            size=(
+                columns * self.window_patches * self.patch_size + margin * self.patch_size,
+                rows * self.window_patches * self.patch_size + margin * self.patch_size,
+            ),
             tokens=global_w * global_h + token_rows * token_columns,
             patches=(rows * columns + 1) * side * side,
             extra_tokens=global_h + token_rows,

@@ -17,7 +17,6 @@ config.json says; ``tower_depth`` builds it at the depth config.json's
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 MODEL_TYPES = ("phi3_v",)
 REAL_TOWER_LAYERS = 24

@@ -85,7 +85,11 @@ def test_wrapper_is_constant(mllama_processor, mllama_geometry):
 def test_shrinking_gives_fewer_tiles_not_tokens(mllama_geometry):
     """One prompt token at any size; a smaller image covers fewer tiles of cross-attention K/V."""
     assert mllama_geometry.layout(1024, 768).tokens == mllama_geometry.layout(400, 300).tokens == 1
-    assert (mllama_geometry.tiles(1024, 768), mllama_geometry.tiles(1000, 400), mllama_geometry.tiles(400, 300)) == (4, 2, 1)
+    assert (mllama_geometry.tiles(1024, 768), mllama_geometry.tiles(1000, 400), mllama_geometry.tiles(400, 300)) == (
+        4,
+        2,
+        1,
+    )
 
 
 @pytest.mark.slow

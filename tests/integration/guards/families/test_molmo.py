@@ -84,7 +84,11 @@ def test_wrapper_is_constant(molmo_processor, molmo_geometry):
 
 def test_shrinking_gives_fewer_crops(molmo_geometry):
     """A photo is 12 crops; at 500x500 it is four, at 336x336 one."""
-    assert [molmo_geometry.layout(*size).patches // 576 - 1 for size in ((1024, 768), (500, 500), (336, 336))] == [12, 4, 1]
+    assert [molmo_geometry.layout(*size).patches // 576 - 1 for size in ((1024, 768), (500, 500), (336, 336))] == [
+        12,
+        4,
+        1,
+    ]
 
 
 def test_greedy_generate_gives_text(molmo_dir):
