@@ -85,6 +85,7 @@ def write(directory: Path, seed: int) -> None:
         "torch_dtype": "float32",
     }
     write_random_model(directory, config, kind="vision", seed=seed)
+    _open_cross_attention_gates(directory / "model.safetensors")
     write_tokenizer(
         directory,
         VOCAB,
@@ -112,6 +113,17 @@ def write(directory: Path, seed: int) -> None:
             "size": {"height": 560, "width": 560},
         },
     )
+
+
+def _open_cross_attention_gates(weights_file: Path) -> None:
+    """The cross-attention gates start at 0 (tanh(0) = 0: the image is ignored); trained ones are not."""
+    import mlx.core as mx
+
+    weights = mx.load(str(weights_file))
+    for name in weights:
+        if name.endswith(("cross_attn_attn_gate", "cross_attn_mlp_gate")):
+            weights[name] = mx.ones_like(weights[name])
+    mx.save_safetensors(str(weights_file), weights, metadata={"format": "mlx"})
 
 
 FAMILY = Family(
