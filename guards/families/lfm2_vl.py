@@ -76,7 +76,10 @@ class Lfm2VlGeometry(Geometry):
     def tiled(self, width: int, height: int) -> bool:
         """Whether the processor cuts this image into tiles."""
         cell = self.cell
-        h_bar, w_bar = max(self.patch_size, round(height / cell) * cell), max(self.patch_size, round(width / cell) * cell)
+        h_bar, w_bar = (
+            max(self.patch_size, round(height / cell) * cell),
+            max(self.patch_size, round(width / cell) * cell),
+        )
         return h_bar * w_bar > self.max_tokens * cell**2 * self.tolerance
 
     def grid(self, width: int, height: int) -> tuple[int, int]:

@@ -201,6 +201,4 @@ def write(directory: Path, seed: int) -> None:
     )
 
 
-FAMILY = Family(
-    "gemma3n", "vision", write, examples=("mlx-community/gemma-3n-E2B-it-4bit", "google/gemma-3n-E4B-it")
-)
+FAMILY = Family("gemma3n", "vision", write, examples=("mlx-community/gemma-3n-E2B-it-4bit", "google/gemma-3n-E4B-it"))

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from ..family import Family, Vocabulary, write_json, write_random_model, write_tokenizer
 
-VOCAB = Vocabulary(
-    special=("<unk>", "<s>", "</s>", "<fake_token_around_image>", "<image>", "<end_of_utterance>")
-)
+VOCAB = Vocabulary(special=("<unk>", "<s>", "</s>", "<fake_token_around_image>", "<image>", "<end_of_utterance>"))
 
 # HuggingFaceM4/idefics2-8b's chat template.
 CHAT_TEMPLATE = (

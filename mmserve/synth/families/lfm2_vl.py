@@ -128,7 +128,9 @@ def write(directory: Path, seed: int) -> None:
             "rescale_factor": 0.00392156862745098,
         },
     )
-    write_json(directory / "processor_config.json", {"processor_class": "Lfm2VlProcessor", "use_image_special_tokens": True})
+    write_json(
+        directory / "processor_config.json", {"processor_class": "Lfm2VlProcessor", "use_image_special_tokens": True}
+    )
 
 
 FAMILY = Family("lfm2_vl", "vision", write, examples=("mlx-community/LFM2-VL-1.6B-4bit", "LiquidAI/LFM2-VL-450M"))

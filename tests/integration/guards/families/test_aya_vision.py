@@ -54,7 +54,9 @@ def _inputs(processor, geometry, size=None):
 def test_tokens_equal_the_processors_count(aya_vision_processor, aya_vision_geometry, size):
     """The predicted image tokens equal the image_token_id positions the processor writes."""
     ids = np.array(_inputs(aya_vision_processor, aya_vision_geometry, size)["input_ids"])
-    assert aya_vision_geometry.layout(*aya_vision_geometry.snap(*size)).tokens == int((ids == aya_vision.VOCAB["<|IMG_PATCH|>"]).sum())
+    assert aya_vision_geometry.layout(*aya_vision_geometry.snap(*size)).tokens == int(
+        (ids == aya_vision.VOCAB["<|IMG_PATCH|>"]).sum()
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

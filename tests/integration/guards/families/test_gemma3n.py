@@ -54,7 +54,9 @@ def _inputs(processor, geometry, size=None):
 def test_tokens_equal_the_processors_count(gemma3n_processor, gemma3n_geometry, size):
     """The predicted image tokens equal the image_token_id positions the processor writes."""
     ids = np.array(_inputs(gemma3n_processor, gemma3n_geometry, size)["input_ids"])
-    assert gemma3n_geometry.layout(*gemma3n_geometry.snap(*size)).tokens == int((ids == gemma3n.VOCAB["<image_soft_token>"]).sum())
+    assert gemma3n_geometry.layout(*gemma3n_geometry.snap(*size)).tokens == int(
+        (ids == gemma3n.VOCAB["<image_soft_token>"]).sum()
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

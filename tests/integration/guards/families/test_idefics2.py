@@ -54,7 +54,9 @@ def _inputs(processor, geometry, size=None):
 def test_tokens_equal_the_processors_count(idefics2_processor, idefics2_geometry, size):
     """The predicted image tokens equal the image_token_id positions the processor writes."""
     ids = np.array(_inputs(idefics2_processor, idefics2_geometry, size)["input_ids"])
-    assert idefics2_geometry.layout(*idefics2_geometry.snap(*size)).tokens == int((ids == idefics2.VOCAB["<image>"]).sum())
+    assert idefics2_geometry.layout(*idefics2_geometry.snap(*size)).tokens == int(
+        (ids == idefics2.VOCAB["<image>"]).sum()
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -54,7 +54,9 @@ def _inputs(processor, geometry, size=None):
 def test_tokens_equal_the_processors_count(kimi_vl_processor, kimi_vl_geometry, size):
     """The predicted image tokens equal the image_token_id positions the processor writes."""
     ids = np.array(_inputs(kimi_vl_processor, kimi_vl_geometry, size)["input_ids"])
-    assert kimi_vl_geometry.layout(*kimi_vl_geometry.snap(*size)).tokens == int((ids == kimi_vl.VOCAB["<|media_pad|>"]).sum())
+    assert kimi_vl_geometry.layout(*kimi_vl_geometry.snap(*size)).tokens == int(
+        (ids == kimi_vl.VOCAB["<|media_pad|>"]).sum()
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
