@@ -61,6 +61,8 @@ from guards.families import (  # noqa: E402,F401
     lfm2_vl,
     llava,
     llava_next,
+    mllama,
+    molmo,
     paligemma,
     phi3_v,
     pixtral,

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from .common import (
     warm_up,
     weights_bytes,
 )
-from .families import adapter_for
+from .families import UnservedFamilyError, adapter_for
 
 __all__ = ["VisionEngine"]
 
@@ -297,9 +298,13 @@ class VisionEngine:
         kv_reuse: bool | None = None,
     ) -> None:
         quiet_transformers()
-        self.model, self.processor = load(path)
+        self.checkpoint = _checkpoint_files(Path(path))
+        self.adapter = adapter_for(self.checkpoint.model_type)
+        if self.adapter.refuse is not None:
+            raise UnservedFamilyError(self.adapter.refuse)
+        with self.adapter.before_load(dict(self.checkpoint.config)) if self.adapter.before_load else nullcontext():
+            self.model, self.processor = load(path)
         config = self.model.config
-        self.adapter = adapter_for(config.model_type)
         if self.adapter.after_load is not None:
             self.adapter.after_load(self.model, self.processor)
         _fast_decode_rope(self.model)
@@ -321,7 +326,6 @@ class VisionEngine:
         self.streaming = load_tokenizer(Path(path))
         self.max_batch = max_batch
         self.memory_limit = 0
-        self.checkpoint = _checkpoint_files(Path(path))
         self.context_length = context_length(dict(self.checkpoint.config), model=self.model.language_model)
         self.weights_bytes = weights_bytes(self.model)
         self.text_dtype = _text_dtype(self.model.language_model)
@@ -335,6 +339,7 @@ class VisionEngine:
                 for value in (
                     getattr(self.processor, "image_token_id", None),
                     _token_id(self.tokenizer, getattr(self.processor, "image_token", None)),
+                    _token_id(self.tokenizer, getattr(self.processor, "image_patch_token", None)),  # Molmo
                     getattr(config, "image_token_id", None),
                     getattr(config, "image_token_index", None),
                 )
@@ -588,7 +593,8 @@ class VisionEngine:
                 **(processor_kwargs if processor_kwargs is not None else {}),
             )
             ids = np.array(inputs["input_ids"]).reshape(-1)
-            tokens = int(np.sum(ids == self.image_token_id))
+            # Negative ids are image positions too (Phi-3-vision numbers its images -1, -2, ...).
+            tokens = int(np.sum((ids == self.image_token_id) | (ids < 0)))
             counts.append((tokens, len(ids) - text))
         return counts
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from . import messages
 from .channel import Channel
+from .families import UnservedFamilyError
 
 # The image side at which a restarted worker, which does not calibrate, checks its geometry.
 DEFAULT_CHECK_SIDE = 1536
@@ -310,7 +311,7 @@ def _ms(seconds: float) -> float:
 
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return text[:300]
+    return text[:600]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             calibration=calibration,
         )
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
+        if not isinstance(exc, UnservedFamilyError):  # a refusal says all there is to say
+            traceback.print_exc(file=sys.stderr)
         channel.send(messages.LoadFailed(_short(exc)))
         return 1
     worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))

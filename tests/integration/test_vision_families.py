@@ -14,22 +14,20 @@ from PIL import Image
 
 import guards
 from mmserve.engines import messages
+from mmserve.engines.families import UnservedFamilyError, adapter_for
 from mmserve.synth.families import FAMILIES
 
-# Families whose tiny checkpoint does not yet serve through the engine, and why (docs/models.md).
-BROKEN = {
-    "gemma3n": "the tiny checkpoint's MobileNet tower weights do not load under the engine's load path",
-    "phi3_v": "the tiny checkpoint's CLIP tower weights do not load under the engine's load path",
-    "internvl_chat": "the engine finds no image token id the processor writes",
-}
-VISION = [
-    pytest.param(name, marks=pytest.mark.xfail(reason=BROKEN[name], strict=True)) if name in BROKEN else name
-    for name in sorted(name for name, family in FAMILIES.items() if family.kind == "vision")
-]
+
+def _refused(name: str) -> bool:
+    return adapter_for(name).refuse is not None
+
+
+SERVED = sorted(name for name, family in FAMILIES.items() if family.kind == "vision" and not _refused(name))
+REFUSED = sorted(name for name, family in FAMILIES.items() if family.kind == "vision" and _refused(name))
 MAX_SIDE = 768
 
 
-@pytest.fixture(scope="module", params=VISION)
+@pytest.fixture(scope="module", params=SERVED)
 def engine(request, tmp_path_factory):
     from mmserve.engines.vision import VisionEngine
 
@@ -97,3 +95,13 @@ def test_greedy_text_equals_mlx_vlm(engine):
         **planned.processor_kwargs,
     )
     assert served == list(direct.token_ids)[: len(served)] and len(served) >= min(8, len(direct.token_ids))
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_an_unserved_family_is_refused_at_start_by_name(name, tmp_path):
+    """A family mmserve does not serve is refused before loading, with a message naming it."""
+    from mmserve.engines.vision import VisionEngine
+
+    FAMILIES[name].write(tmp_path, 0)
+    with pytest.raises(UnservedFamilyError, match=f"does not serve the vision family '{name}'"):
+        VisionEngine(str(tmp_path))

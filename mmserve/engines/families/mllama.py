@@ -16,6 +16,12 @@ from __future__ import annotations
 
 MODEL_TYPES = ("mllama",)
 
+REFUSE = (
+    "mmserve does not serve the vision family 'mllama': Llama 3.2 Vision reads images through "
+    "cross-attention layers, which mmserve's engine and memory plan do not support yet. Serve an "
+    "image-token vision model (e.g. Qwen2.5-VL, Gemma 3)."
+)
+
 
 def encode(model, pixel_values, extra: dict):
     """``cross_attention_states`` for one prompt (``cached_image_features``)."""

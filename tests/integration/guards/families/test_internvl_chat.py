@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("mlx_vlm")
 
-from mmserve.engines.families.internvl_chat import after_load  # noqa: E402
-from mmserve.synth.families import internvl_chat  # noqa: E402
 from mlx_vlm.prompt_utils import apply_chat_template  # noqa: E402
 
+from mmserve.engines.families.internvl_chat import after_load  # noqa: E402
+from mmserve.synth.families import internvl_chat  # noqa: E402
 from tests.integration.guards.families.probe import SIZES, load, picture, synthesize  # noqa: E402
 
 
