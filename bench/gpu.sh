@@ -20,7 +20,7 @@ case "${1:-guard}" in
   guard)
     # 24 GB budget: the 1792 px square (19 GB of encoder memory unguarded) must be shrunk.
     python3 bench/guard_memory.py --models "$MODELS" --budget 24GB --max-image-side 1792 \
-      --calibrate-side 1344 --safety-limit 30GB --label "$LABEL-qwen2.5-vl-3b" --out "$OUT/guard.json" \
+      --safety-limit 30GB --label "$LABEL-qwen2.5-vl-3b" --out "$OUT/guard.json" \
       | tee "$OUT/guard.log"
     ;;
   probe)

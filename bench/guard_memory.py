@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", required=True, help="directory with vision/ (from mmserve synth)")
     parser.add_argument("--budget", default="600MB", help="memory budget for the guard (600MB, 24GB, 0.5)")
     parser.add_argument("--max-image-side", type=int, default=1792, help="the guard's starting side")
-    parser.add_argument("--calibrate-side", type=int, default=1024)
+    parser.add_argument(
+        "--calibrate-side", type=int, default=0, help="largest side to calibrate at (default: the max image side, as served)"
+    )
     parser.add_argument(
         "--safety-limit", default=None, help="largest predicted peak to run unguarded (default 2x budget)"
     )
@@ -66,12 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     engine = VisionEngine(str(Path(args.models) / "vision"), max_batch=1)
     engine.memory_limit = budget
     load_s = time.monotonic() - started
+    check = engine.check_geometry(args.max_image_side)
+    print(json.dumps({"geometry_check": check}), flush=True)
+    if engine.geometry is None:
+        raise SystemExit(f"no trusted image geometry for this model: {check.get('reason')}")
+    spec = engine.geometry
     started = time.monotonic()
-    calibration = guards.Calibration.fit(engine.calibrate(args.calibrate_side, time_budget_s=120))
+    calibration = guards.Calibration.fit(
+        engine.calibrate(args.calibrate_side or args.max_image_side, time_budget_s=120)
+    )
     calibrate_s = time.monotonic() - started
-    print(json.dumps({"calibration": calibration.as_dict(), "seconds": round(calibrate_s, 1)}), flush=True)
-    cost = calibration.safe_cost()
-    spec = guards.VisionSpec(**engine.vision_spec)
+    largest = spec.layout(*spec.snap(args.max_image_side, args.max_image_side)).patches
+    margin = calibration.extrapolation_margin(largest)
+    print(
+        json.dumps({"calibration": calibration.as_dict(), "seconds": round(calibrate_s, 1), "margin": margin}),
+        flush=True,
+    )
+    cost = calibration.safe_cost(up_to_patches=largest)
     model = guards.ModelMemory(engine.weights_bytes, engine.kv_bytes_per_token, engine.context_length, cost)
     chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Transcribe this page."}]}]
     text_tokens = engine.count(chat, 1)
@@ -148,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_s": round(load_s, 2),
         "calibrate_s": round(calibrate_s, 2),
         "calibration": calibration.as_dict(),
+        "planned_up_to_patches": largest,
+        "extrapolation_margin": margin,
         "rows": rows,
         "command": " ".join(["python", "bench/guard_memory.py", *(argv if argv is not None else sys.argv[1:])]),
     }
@@ -167,7 +182,9 @@ def markdown(result: dict) -> str:
         f"### {result['label']} ({result['backend']}, mlx {result['mlx']}), budget {gb(result['budget_bytes'])}",
         "",
         f"Weights {gb(result['weights_bytes'])}; calibration took {result['calibrate_s']} s, "
-        f"fit error ≤ {result['calibration']['max_rel_error']:.1%} on {len(result['calibration']['samples'])} sizes.",
+        f"fit error ≤ {result['calibration']['max_rel_error']:.1%} on {len(result['calibration']['samples'])} sizes "
+        f"up to {max(p for _, _, p, _ in result['calibration']['samples'])} patches; the plan reaches "
+        f"{result['planned_up_to_patches']} (extrapolation margin ×{result['extrapolation_margin']:.3f}).",
         f"Command: `{result['command']}`",
         "",
         "| image | guard | sent to model | tokens | predicted peak | measured peak | predicted / measured − 1 |",
