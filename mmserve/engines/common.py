@@ -22,7 +22,6 @@ __all__ = [
     "Admitted",
     "backend",
     "context_length",
-    "kv_bytes_per_token",
     "kv_layout",
     "logits_for_kept_positions",
     "make_logits",
@@ -156,16 +155,6 @@ def make_logits(sampling: messages.Sampling) -> list:
 
 def weights_bytes(model) -> int:
     return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
-
-
-def kv_bytes_per_token(args, dtype=mx.float16) -> int:
-    """K and V for one token across all layers, from a text config (args object or dict)."""
-    get = args.get if isinstance(args, dict) else lambda k, d=None: getattr(args, k, d)
-    layers = get("num_hidden_layers")
-    heads = get("num_attention_heads")
-    kv_heads = get("num_key_value_heads") or heads
-    head_dim = get("head_dim") or get("hidden_size") // heads
-    return guards.kv_bytes_per_token(layers, kv_heads, head_dim, dtype.size)
 
 
 # Keys under which configs give the longest sequence, most usual first.

@@ -709,10 +709,3 @@ def _noise_image(width: int, height: int, name: str) -> messages.ImageData:
     """A random RGB image, the same for the same size: calibration and warm-up inputs."""
     pixels = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     return messages.ImageData(width, height, pixels.tobytes(), name)
-
-
-def _pixels(image_processor, name: str, size_key: str) -> int:
-    value = getattr(image_processor, name, None)
-    if value is None:
-        value = (getattr(image_processor, "size", None) or {}).get(size_key)
-    return value
