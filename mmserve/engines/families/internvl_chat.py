@@ -9,10 +9,9 @@ The transformers-format ``internvl`` model is in ``internvl.py``.
 ``after_load``: mlx-vlm's ``InternVLChatProcessor`` names its token
 ``img_context_token_id`` (no ``image_token_id``), and config.json has no
 ``image_token_index``, so a caller finds mlx-vlm's default 151667 (right for InternVL3
-by chance, wrong for other vocabularies): both are set to the processor's id. Its
-``from_pretrained`` also drops the checkpoint's chat template for a generic
-``User: ... Assistant:`` one; the tokenizer's (InternVL's ChatML with its system
-prompt, ``<image>\n`` placeholders) is put back.
+by chance, wrong for other vocabularies): both are set to the processor's id. The
+prompt stays mlx-vlm's (its processor's generic ``User: ... Assistant:`` template, not
+the checkpoint's ChatML), so answers are the ones mlx-vlm gives.
 """
 
 from __future__ import annotations
@@ -24,9 +23,6 @@ def after_load(model, processor) -> None:
     token = processor.img_context_token_id
     processor.image_token_id = token
     model.config.image_token_index = token
-    template = getattr(processor.tokenizer, "chat_template", None)
-    if template:
-        processor.chat_template = template
 
 
 def encode(model, pixel_values, extra: dict):
