@@ -59,7 +59,7 @@ def test_geometry_matches_the_processor(engine):
     assert engine.geometry_check["ok"], engine.geometry_check
 
 
-@pytest.mark.parametrize("size", [(200, 150), (1024, 768), (2550, 3300)])
+@pytest.mark.parametrize("size", [(200, 150), (1024, 768), (2550, 3300), (2000, 120), (120, 2000)])
 def test_planned_tokens_are_the_processors(engine, size):
     """The image tokens and prompt tokens the guard plans for an image are what the processor makes of it."""
     planned = guards.plan_image(*size, max_side=MAX_SIDE, spec=engine.geometry)

@@ -1,91 +1,55 @@
-"""Idefics3's geometry in guards equals mlx-vlm's real processor on a tiny Idefics3 checkpoint.
-
-The wrapper (the same for every tiled image): ``\\n\\n`` after the last row of tiles,
-``<fake_token_around_image><global-img>`` before the global view, and
-``<fake_token_around_image>`` after it.
-"""
+"""Idefics3's and SmolVLM's tiles (guards.families.idefics3) against mlx-vlm's real processor on tiny checkpoints."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 pytest.importorskip("mlx_vlm")
 
-from mmserve.synth.families import idefics3  # noqa: E402
-from tests.integration.guards.families.probe import SIZES, load, picture, synthesize  # noqa: E402
+from ._real_processor import Served  # noqa: E402
+
+# family: (the tiles of a 1024x768 photo: rows, columns, resized size), the tile side, the patch side
+SHAPES = {"idefics3": ((3, 4, (1456, 1092)), 364, 14), "smolvlm": ((3, 4, (2048, 1536)), 512, 16)}
 
 
-@pytest.fixture(scope="module")
-def idefics3_model(tmp_path_factory):
-    path = synthesize(idefics3.FAMILY, tmp_path_factory)
-    return load(path, idefics3.VOCAB["<image>"])
+@pytest.fixture(scope="module", params=sorted(SHAPES))
+def tiled(request, tmp_path_factory) -> Served:
+    return Served.write(request.param, tmp_path_factory.mktemp(request.param))
 
 
-@pytest.mark.parametrize(("width", "height"), SIZES)
-def test_tokens_equal_the_processor(idefics3_model, width, height):
-    """The guard's image tokens equal the <image> ids the processor writes for the image as sent."""
-    geometry = idefics3_model.geometry
-    sent = geometry.snap(width, height)
-    real, _, _ = idefics3_model.count(picture(*sent), **geometry.processor_kwargs(*sent))
-    assert geometry.layout(*sent).tokens == real
-
-
-def test_prompt_length_is_text_plus_tokens_extra_and_one_wrapper(idefics3_model):
-    """All prompt ids are the text's plus tokens + extra_tokens + a wrapper that is the same at every size."""
-    geometry = idefics3_model.geometry
-    text = idefics3_model.text_only("<image>")
-    wrappers = set()
-    for width, height in SIZES:
-        _, total, _ = idefics3_model.count(picture(width, height))
-        layout = geometry.layout(width, height)
-        wrappers.add(total - text - layout.tokens - layout.extra_tokens)
-    # "\n\n" (two ids in the synth BPE, one in Llama 3's), <fake_token_around_image>, <global-img>, <fake...>
-    assert wrappers == {2 + 3}
-
-
-def test_views_equal_the_pixel_values(idefics3_model):
+def test_views_equal_the_pixel_values(tiled):
     """Tiles plus the global view equal the processor's pixel_values views, each one tile square."""
-    geometry = idefics3_model.geometry
-    _, _, inputs = idefics3_model.count(picture(1024, 768))
-    rows, cols, size = geometry.tiles(1024, 768)
-    assert (rows, cols, size) == (3, 4, (1456, 1092))
-    assert inputs["pixel_values"].shape[1:] == (rows * cols + 1, 3, geometry.tile, geometry.tile)
-    assert geometry.layout(1024, 768).patches == 13 * (364 // 14) ** 2
+    tiles, side, patch = SHAPES[tiled.config["model_type"]]
+    geometry = tiled.geometry
+    rows, cols, _ = geometry.tiles(1024, 768)
+    assert geometry.tiles(1024, 768) == tiles and geometry.tile == side
+    assert tiled.inputs(1024, 768)["pixel_values"].shape[1:] == (rows * cols + 1, 3, side, side)
+    assert geometry.layout(1024, 768).patches == 13 * (side // patch) ** 2
 
 
-def test_a_smaller_image_buys_nothing(idefics3_model):
+def test_a_smaller_image_buys_nothing(tiled):
     """A quarter-size image gets the same tokens: the processor scales every image up to longest_edge."""
-    geometry = idefics3_model.geometry
-    assert not geometry.resizable
-    assert idefics3_model.count(picture(256, 192))[0] == idefics3_model.count(picture(1024, 768))[0]
+    assert not tiled.geometry.resizable
+    assert tiled.tokens(tiled.inputs(256, 192)) == tiled.tokens(tiled.inputs(1024, 768))
 
 
-def test_a_size_option_does_not_reach_the_image_processor(idefics3_model):
+def test_a_size_option_does_not_reach_the_image_processor(tiled):
     """prepare_inputs(size=...) leaves the count unchanged in mlx-vlm 0.7.10 (it drops the option)."""
-    plain = idefics3_model.count(picture(1024, 768))[0]
-    assert idefics3_model.count(picture(1024, 768), size={"longest_edge": 364})[0] == plain
+    plain = tiled.tokens(tiled.inputs(1024, 768))
+    assert tiled.tokens(tiled.inputs(1024, 768, size={"longest_edge": tiled.geometry.tile})) == plain
 
 
-def test_greedy_generate_gives_text(idefics3_model):
-    """mlx_vlm.generate on an image runs and returns text (a wide one: 4 tiles and the global view)."""
-    import mlx_vlm
-
-    result = mlx_vlm.generate(
-        idefics3_model.model, idefics3_model.processor, idefics3_model.prompt,
-        image=[picture(400, 40)], max_tokens=8, temperature=0, verbose=False,
-    )  # fmt: skip
-    assert result.text
-
-
-def test_lowering_the_image_processors_longest_edge_gives_fewer_tiles(idefics3_model):
+def test_lowering_the_image_processors_longest_edge_gives_fewer_tiles(tiled):
     """Setting image_processor.size (the only way in 0.7.10) lowers the count to the geometry at that edge."""
-    import dataclasses
-
-    image_processor = idefics3_model.processor.image_processor
+    edge = 2 * tiled.geometry.tile
+    image_processor = tiled.processor.image_processor
     saved = image_processor.size
     try:
-        image_processor.size = {"longest_edge": 728}
-        real = idefics3_model.count(picture(1024, 768), remember=False)[0]
+        image_processor.size = {"longest_edge": edge}
+        real = tiled.tokens(tiled.inputs(1024, 768, remember=False))
     finally:
         image_processor.size = saved
-    assert real == dataclasses.replace(idefics3_model.geometry, longest_edge=728).layout(1024, 768).tokens == 5 * 169
+    assert real == dataclasses.replace(tiled.geometry, longest_edge=edge).layout(1024, 768).tokens
+    assert real < tiled.geometry.layout(1024, 768).tokens

@@ -1,95 +1,51 @@
-"""Pixtral's geometry (``guards.families.pixtral``) against mlx-vlm's own processor on a tiny checkpoint.
-
-The wrapper is one token per image: ``[IMG_END]`` (the ``[IMG]`` the chat template
-writes is replaced by the grid); the row breaks are the extra tokens.
-"""
+"""Pixtral's and Mistral 3's image grid (guards.families.pixtral) against mlx-vlm's processor on tiny checkpoints."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-mlx_vlm = pytest.importorskip("mlx_vlm")
+pytest.importorskip("mlx_vlm")
 
-from mlx_vlm.prompt_utils import apply_chat_template  # noqa: E402
-from mlx_vlm.utils import prepare_inputs  # noqa: E402
-from PIL import Image  # noqa: E402
+from ._real_processor import SIZES, Served  # noqa: E402
 
-from guards.families import Checkpoint, geometry_for  # noqa: E402
-from mmserve.synth.families import pixtral  # noqa: E402
-
-SIZES = [(200, 150), (1024, 768), (2550, 3300), (2000, 120), (16, 2000)]
-
-
-@pytest.fixture(scope="module")
-def pixtral_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pixtral")
-    pixtral.FAMILY.write(path, 0)
-    model, processor = mlx_vlm.load(str(path))
-    files = {n: json.loads((path / f"{n}_config.json").read_text()) for n in ("preprocessor", "processor")}
-    geometry = geometry_for(Checkpoint(json.loads((path / "config.json").read_text()), **files))
-    return model, processor, geometry
+# family: (patch size, merge, longest edge), sizes of its own, (a size, one at half its sides)
+RULES = {
+    "pixtral": ((16, 1, 1024), [(16, 2000)], ((1024, 768), (512, 384))),
+    "mistral3": ((14, 2, 1540), [(16, 2000), (1540, 1540)], ((1120, 840), (560, 420))),
+}
 
 
-def _measure(model, processor, geometry, width, height):
-    """The processor's inputs for one image sent at the guard's snapped size, and the text-only prompt's length."""
-    kwargs = geometry.processor_kwargs(width, height)
-    image = Image.new("RGB", geometry.snap(width, height), (90, 140, 200))
-    prompt = apply_chat_template(processor, model.config, "What is this?", num_images=1)
-    inputs = prepare_inputs(
-        processor, images=[image], prompts=prompt, image_token_index=model.config.image_token_index, **kwargs
-    )
-    text = prepare_inputs(
-        processor, prompts=apply_chat_template(processor, model.config, "What is this?", num_images=0)
-    )
-    return inputs, text["input_ids"].shape[1]
+@pytest.fixture(scope="module", params=sorted(RULES))
+def pixtral(request, tmp_path_factory) -> Served:
+    return Served.write(request.param, tmp_path_factory.mktemp(request.param))
 
 
-def test_the_checkpoint_is_the_pixtral_geometry(pixtral_model):
-    """A ``pixtral`` checkpoint gets Pixtral's rules: 16-px patches, no merging, 1024 px at most."""
-    _, _, geometry = pixtral_model
-    assert (geometry.patch_size, geometry.merge, geometry.longest_edge) == (16, 1, 1024)
+def _rules(served: Served):
+    return RULES[served.config["model_type"]]
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_predicted_image_tokens_equal_the_processor(pixtral_model, size):
-    """The image tokens the guard predicts are the ``[IMG]`` ids the processor writes."""
-    model, processor, geometry = pixtral_model
-    inputs, _ = _measure(model, processor, geometry, *size)
-    real = (inputs["input_ids"] == model.config.image_token_index).sum().item()
-    assert geometry.layout(*geometry.snap(*size)).tokens == real
+def test_the_checkpoint_gets_its_familys_rules(pixtral):
+    """Pixtral gets 16-px patches, no merging, 1024 px at most; Mistral 3 14-px patches merged 2x2, 1540 px."""
+    geometry = pixtral.geometry
+    assert (geometry.patch_size, geometry.merge, geometry.longest_edge) == _rules(pixtral)[0]
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_prompt_length_is_text_plus_image_tokens_breaks_and_end(pixtral_model, size):
-    """The prompt grows by tokens + row breaks + one ``[IMG_END]``, at every size."""
-    model, processor, geometry = pixtral_model
-    inputs, text_tokens = _measure(model, processor, geometry, *size)
-    layout = geometry.layout(*geometry.snap(*size))
-    assert inputs["input_ids"].shape[1] == text_tokens + layout.tokens + layout.extra_tokens + 1
+def test_tokens_equal_the_processor_at_the_limits(pixtral):
+    """A one-patch-wide strip and (Mistral 3) an image at the longest edge get the [IMG] ids the processor writes."""
+    geometry = pixtral.geometry
+    for size in _rules(pixtral)[1]:
+        assert geometry.layout(*geometry.snap(*size)).tokens == pixtral.tokens(pixtral.sent(*size)), size
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_snapped_size_is_what_the_processor_sends_to_the_tower(pixtral_model, size):
+@pytest.mark.parametrize("size", SIZES + [(16, 2000), (1540, 1540)])
+def test_snapped_size_is_what_the_processor_sends_to_the_tower(pixtral, size):
     """The snapped size is a fixed point of the processor: the pixels the tower sees have that size."""
-    model, processor, geometry = pixtral_model
-    inputs, _ = _measure(model, processor, geometry, *size)
-    width, height = geometry.snap(*size)
-    assert tuple(inputs["pixel_values"].shape[2:]) == (height, width)
-    assert geometry.layout(*size) == geometry.layout(width, height)
+    width, height = pixtral.geometry.snap(*size)
+    assert tuple(pixtral.sent(*size)["pixel_values"].shape[2:]) == (height, width)
+    assert pixtral.geometry.layout(*size) == pixtral.geometry.layout(width, height)
 
 
-def test_a_smaller_image_gets_fewer_patches(pixtral_model):
+def test_a_smaller_image_gets_fewer_patches(pixtral):
     """Shrinking pays: half the sides, about a quarter of the patches."""
-    _, _, geometry = pixtral_model
-    assert geometry.layout(512, 384).patches * 4 == geometry.layout(1024, 768).patches
-
-
-def test_greedy_generation_with_an_image_gives_text(pixtral_model):
-    """mlx-vlm generates from the tiny checkpoint with an image."""
-    model, processor, _ = pixtral_model
-    prompt = apply_chat_template(processor, model.config, "What is this?", num_images=1)
-    image = Image.new("RGB", (200, 150), (200, 40, 90))
-    result = mlx_vlm.generate(model, processor, prompt, image=[image], max_tokens=8, temperature=0)
-    assert result.text
+    whole, half = _rules(pixtral)[2]
+    assert pixtral.geometry.layout(*half).patches * 4 == pixtral.geometry.layout(*whole).patches
