@@ -1,7 +1,6 @@
 """InternVL's tiles (guards.families.internvl) against mlx-vlm's real processor, in both checkpoint formats.
 
-``internvl`` is the transformers format, ``internvl_chat`` the original one with its
-ChatML template (set by ``after_load``, as the engine serves it).
+``internvl`` is the transformers format, ``internvl_chat`` the original one (OpenGVLab's).
 """
 
 from __future__ import annotations
