@@ -121,12 +121,13 @@ class MemoryGuard:
             vision = guards.DEFAULT_VISION_COST
             if len(ready.calibration) >= 3 or len({p for _, _, p, _ in ready.calibration}) == 1:
                 calibration = guards.Calibration.fit(ready.calibration)
-                vision = calibration.safe_cost(up_to_patches=self._largest_patches(engine.kind))
+                largest = self._largest_patches(engine.kind)
+                vision = calibration.safe_cost(up_to_patches=largest)
                 self.calibration = {
                     **calibration.as_dict(),
                     "predicted": [vision.bytes_for(p) for _, _, p, _ in calibration.samples],
-                    "planned_up_to_patches": self._largest_patches(engine.kind),
-                    "margin": round(vision.c0 / calibration.cost.c0 if calibration.cost.c0 else 1.0, 4),
+                    "planned_up_to_patches": largest,
+                    "margin": round(calibration.extrapolation_margin(largest), 4),
                 }
                 log.info(
                     "vision calibrated",
