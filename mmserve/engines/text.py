@@ -308,38 +308,26 @@ class Lane:
         self.on_finished(tokens, cache)
 
 
-def batch_fault(model, eos_token_ids: set[int], steps: int = 3) -> str | None:
+def batch_fault(model, steps: int = 3) -> str | None:
     """Why mlx-lm's batch cannot run ``model`` (None when it can): two prompts of different
-    lengths (so the batch pads one) decode greedily side by side and each alone, and must
-    raise nothing and agree token for token. Gemma 2's attention, for one, cannot take a
-    padded batch's mask."""
-    prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10]]
-    alone = []
-    for prompt in prompts:
-        sequence = Solo(
-            model, 0, prompt, cache=None, cached=[], max_tokens=steps, sampler=None, processors=[], eos_token_ids=set()
-        )
-        tokens: list[int] = []
-        while len(tokens) < steps:
-            tokens += [token for _, token, _ in sequence.step()]
-        alone.append(tokens)
+    lengths (so the batch pads one) decode side by side for a few steps. Gemma 2's attention
+    cannot take a padded batch's mask, Llama 4's chunked cache cannot join a batch: both raise.
+    The tokens are not compared with each sequence alone: with bfloat16 on a GPU a batch rounds
+    differently (docs/performance.md), which is no reason to give up batching."""
     try:
         generator = BatchGenerator(model, stop_tokens=[], completion_batch_size=2, prefill_batch_size=2)
-        uids = generator.insert(prompts, max_tokens=[steps, steps])
-        together: dict[int, list[int]] = {uid: [] for uid in uids}
+        uids = generator.insert([[1, 2, 3], [4, 5, 6, 7, 8, 9, 10]], max_tokens=[steps, steps])
+        produced = dict.fromkeys(uids, 0)
         for _ in range(4 * steps):
             _, generated = generator.next()
             for response in generated:
-                together[response.uid].append(response.token)
-            if all(len(tokens) >= steps for tokens in together.values()):
+                produced[response.uid] += 1
+            if all(count >= steps for count in produced.values()):
                 break
         if hasattr(generator, "close"):
             generator.close()
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}"
-    batched = [together[uid][:steps] for uid in uids]
-    if batched != alone:
-        return f"a padded batch decodes differently from each sequence alone ({batched} != {alone})"
     return None
 
 
@@ -371,7 +359,7 @@ class TextEngine:
         self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         self.eos_token_ids = set(self.tokenizer.eos_token_ids)
         # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
-        self.batch_fault = batch_fault(self.model, self.eos_token_ids)
+        self.batch_fault = batch_fault(self.model)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
         # (multi-turn chat, a common system prompt) prefills only what is new.
         self.prefix_cache = LRUPromptCache(max_size=256, max_bytes=prefix_cache_bytes) if prefix_cache_bytes else None

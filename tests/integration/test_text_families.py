@@ -168,7 +168,7 @@ def test_families_mlx_lm_cannot_batch_say_so(engine):
     """A model whose padded batch fails is served one at a time, and says why."""
     from mmserve.engines.text import batch_fault
 
-    fault = batch_fault(engine.model, engine.eos_token_ids)
+    fault = batch_fault(engine.model)
     assert engine.lane.batchable == (fault is None)
     if engine.family == "gemma2":  # mlx-lm's Gemma 2 attention cannot take a padded batch's mask
         assert fault is not None
