@@ -527,14 +527,26 @@ class VisionEngine:
         fixed = self._request_overhead()
         samples, spent, took = [], 0.0, 0.0
         for index, (width, height) in enumerate(sizes):
+            last = index == len(sizes) - 1
             if len(samples) >= 3:
                 _, _, last_patches, last_bytes = samples[-1]
-                growth = (self._patches(width, height) / last_patches) ** 2
-                too_big = self.memory_limit and last_bytes * growth > 0.5 * (self.memory_limit - self.weights_bytes)
-                if too_big:
-                    break  # the guard lifts the curve by its extrapolation margin beyond what was measured
+                if self._guess(width, height, samples[-1]) > self._calibration_room():
+                    # Measure the largest square that surely fits instead, and stop there: the guard
+                    # then extrapolates as little as memory allows (and lifts the curve beyond it).
+                    side = next(
+                        (
+                            s
+                            for s in range(width, 0, -16)
+                            if self._guess(*self._sizes(s, s), samples[-1]) <= self._calibration_room()
+                        ),
+                        0,
+                    )
+                    width, height = self._sizes(side, side) if side else (0, 0)
+                    if not side or self._patches(width, height) < 1.15 * last_patches:
+                        break
+                    last = True
                 # The largest size is measured whatever the time: the guard should not extrapolate to it.
-                if index < len(sizes) - 1 and spent + growth * took > time_budget_s:
+                elif not last and spent + (self._patches(width, height) / last_patches) ** 2 * took > time_budget_s:
                     continue
             self._measure(width, height)  # a new size compiles new kernels on GPU backends: time the second run
             started = time.monotonic()
@@ -542,8 +554,19 @@ class VisionEngine:
             took = time.monotonic() - started
             spent += took
             samples.append([width, height, count, extra + fixed])
+            if last:
+                break
         mx.reset_peak_memory()
         return samples
+
+    def _calibration_room(self) -> float:
+        """The most one calibration image may add: half of what the weights leave of the limit."""
+        return 0.5 * (self.memory_limit - self.weights_bytes) if self.memory_limit else float("inf")
+
+    def _guess(self, width: int, height: int, sample: list[int]) -> float:
+        """A pessimistic guess of an image's cost from a measured sample: growing with p squared."""
+        _, _, patches, measured = sample
+        return measured * (self._patches(width, height) / patches) ** 2
 
     def _sizes(self, width: int, height: int) -> tuple[int, int]:
         """The size the guard sends an image of this size at (the processor's grid where known)."""
@@ -701,7 +724,9 @@ def _checkpoint_files(path: Path) -> guards.families.Checkpoint:
         return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
 
     return guards.families.Checkpoint(
-        config=read("config.json"), preprocessor=read("preprocessor_config.json"), processor=read("processor_config.json")
+        config=read("config.json"),
+        preprocessor=read("preprocessor_config.json"),
+        processor=read("processor_config.json"),
     )
 
 
