@@ -9,12 +9,12 @@ inputs carry ``images_spatial_crop`` and ``images_seq_mask``, which
 and separator features are inserted (the model inserts them on every call).
 
 ``after_load`` makes the processor evaluate what it returns: it builds its pixel
-values and masks as lazy mlx graphs, and left lazy into ``mlx_vlm.generate`` (which
-runs on its own generation stream) the same prompt gave one of two greedy texts, 2
-runs in 6 on CPU (the engine's path too); evaluated where they are prepared, every
-run agreed. ``prepare_inputs`` calls a processor's ``process`` where it has one, so
-that is where the evaluation goes. (Lazy arrays from another thread's stream fail
-outright: "There is no Stream(cpu, N) in current thread".)
+values and masks as lazy mlx graphs, and lazy arrays from another thread's stream fail
+outright ("There is no Stream(cpu, N) in current thread"). ``prepare_inputs`` calls a
+processor's ``process`` where it has one, so that is where the evaluation goes. Even
+so, the merged image embeddings of one image differ between processes about one run
+in three on mlx's CPU backend, in ``mlx_vlm.generate`` as here (docs/models.md); the
+cause is not found.
 """
 
 from __future__ import annotations
