@@ -635,13 +635,10 @@ class VisionEngine:
         rows, wrappers = [], set()
         try:
             for width, height in ((200, 150), (1024, 768), (2550, 3300), (2000, 120)):
-                if self.geometry.resizable:
-                    width, height = guards.fit_size(width, height, max_side=max_side, min_side=16)
-                sent = self.geometry.snap(width, height)
-                layout = self.geometry.layout(*sent)
-                ((tokens, prompt),) = self.image_tokens([sent], self.geometry.processor_kwargs(*sent))
-                wrappers.add(prompt - layout.tokens - layout.extra_tokens)
-                rows.append({"size": list(sent), "planned": layout.tokens, "real": tokens})
+                planned = guards.plan_image(width, height, max_side=max_side, spec=self.geometry)  # no wrapper yet
+                ((tokens, prompt),) = self.image_tokens([planned.resized], planned.processor_kwargs)
+                wrappers.add(prompt - planned.prompt_tokens)
+                rows.append({"size": list(planned.resized), "planned": planned.tokens, "real": tokens})
         except Exception as exc:  # a geometry that cannot even run is as wrong as one that miscounts
             rows.append({"error": f"{type(exc).__name__}: {exc}"})
         ok = all(row.get("planned") == row.get("real") for row in rows) and len(wrappers) == 1
