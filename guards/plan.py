@@ -15,9 +15,11 @@ and the budget, never on the current load, so a request gets the same answer on
 an idle server and a busy one; the load only decides admit versus queue.
 
 Ladder, against the budget left after the weights:
-  1. start images at the tier's max side (``detail="low"``: at most 448 px);
+  1. start images at the tier's max side (``detail="low"``: at most 448 px;
+     ``detail="high"`` or an image's own ``max_side``: up to the server's ceiling);
   2. shrink them step by step (x0.85 on the longer side) down to the legibility
-     floor (224 px on the longer side; smaller originals stay as they are) until
+     floor (224 px on the longer side, or the image's ``min_side``; smaller
+     originals stay as they are) until
      the request fits the memory left and the prompt leaves room in the context;
   3. clamp max_tokens to what fits (not below ``min(max_tokens, 16)``);
   4. still too big: NeverFitsError saying what would fit.
@@ -67,6 +69,7 @@ __all__ = [
     "kv_bytes_per_token",
     "plan_image",
     "plan_request",
+    "start_side",
 ]
 
 DETAILS = ("auto", "low", "high")
@@ -76,17 +79,27 @@ QUEUE: Literal["queue"] = "queue"
 
 @dataclass(frozen=True)
 class ImageRequest:
-    """One image of a request: its upright size and the OpenAI ``detail`` hint."""
+    """One image of a request: its upright size, the OpenAI ``detail`` hint and the sides asked for.
+
+    ``max_side`` asks for a starting longer side (up to the server's ceiling);
+    ``min_side`` asks the ladder not to shrink below it (a refusal instead).
+    """
 
     width: int
     height: int
     detail: str = "auto"
+    max_side: int | None = None
+    min_side: int | None = None
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         if self.detail not in DETAILS:
             raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {self.detail!r}")
+        for name in ("max_side", "min_side"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
 
 
 @dataclass(frozen=True)
@@ -222,17 +235,34 @@ class _Costing:
         return shape.vision_bytes + self.model.kv_bytes(shape.prompt_tokens + max_tokens)
 
 
+def start_side(image: ImageRequest, *, max_side: int, ceiling_side: int, low_detail_side: int) -> int:
+    """Where an image's ladder starts: its ``max_side`` up to the ceiling, else the ceiling for
+    ``detail="high"``, ``low_detail_side`` for ``"low"``, the tier's side for ``"auto"``."""
+    ceiling = max(ceiling_side, max_side)
+    if image.max_side is not None:
+        return min(image.max_side, ceiling)
+    if image.detail == "high":
+        return ceiling
+    if image.detail == "low":
+        return min(max_side, low_detail_side)
+    return max_side
+
+
 def _rungs(
     images: Sequence[ImageRequest],
     *,
     max_side: int,
+    ceiling_side: int,
     floor_side: int,
     low_detail_side: int,
     shrink_factor: float,
 ) -> list[list[int]]:
     """Target longer sides per image, rung by rung, from the start down to the floor."""
-    starts = [min(max_side, low_detail_side) if image.detail == "low" else max_side for image in images]
-    floors = [min(floor_side, start) for start in starts]
+    starts = [
+        start_side(image, max_side=max_side, ceiling_side=ceiling_side, low_detail_side=low_detail_side)
+        for image in images
+    ]
+    floors = [min(max(floor_side, image.min_side or 0), start) for image, start in zip(images, starts, strict=True)]
     rungs: list[list[int]] = []
     scale = 1.0
     while True:
@@ -277,6 +307,7 @@ def plan_request(
     held_bytes: int,
     max_image_side: int,
     min_image_side: int = 224,
+    ceiling_image_side: int | None = None,
     guard: bool = True,
     default_max_tokens: int = 4096,
     min_max_tokens: int = 16,
@@ -290,7 +321,9 @@ def plan_request(
     hold (``MemoryLedger.held_bytes``). ``max_tokens=None`` means
     ``min(default_max_tokens, context left)``. A ``max_tokens`` above the context
     left, or above what memory allows, is clamped rather than refused, and
-    ``max_tokens_clamped_from`` keeps the value asked for. ``guard=False``
+    ``max_tokens_clamped_from`` keeps the value asked for. ``max_image_side`` is where
+    images start by default; ``ceiling_image_side`` (default: the same) is the most an
+    image may start at when it asks for more (``detail="high"``, ``max_side``). ``guard=False``
     measures only: images go to the processor as sent, nothing is clamped or
     refused for memory, and the decision is "admit".
 
@@ -326,6 +359,7 @@ def plan_request(
         rungs = _rungs(
             images,
             max_side=max_image_side,
+            ceiling_side=ceiling_image_side or max_image_side,
             floor_side=min_image_side,
             low_detail_side=low_detail_side,
             shrink_factor=shrink_factor,

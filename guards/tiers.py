@@ -23,7 +23,9 @@ class Tier:
 
     ``max_image_side`` is where image plans start (pixels, longest side);
     ``idle_timeout_s`` is how long an idle model stays loaded; ``headroom_bytes``
-    is kept free for the OS and other programs.
+    is kept free for the OS and other programs. ``ceiling_image_side`` is the most
+    a request may ask an image to start at (``detail: "high"``, ``mmserve.max_image_side``);
+    0: no more than ``max_image_side``.
     """
 
     name: str
@@ -31,13 +33,19 @@ class Tier:
     max_image_side: int
     idle_timeout_s: float
     headroom_bytes: int
+    ceiling_image_side: int = 0
+
+    @property
+    def ceiling_side(self) -> int:
+        """The largest starting side a request may ask for on this tier."""
+        return max(self.ceiling_image_side, self.max_image_side)
 
 
 DEFAULT_TIERS: tuple[Tier, ...] = (
-    Tier("64GiB+", 64 * GiB, max_image_side=1024, idle_timeout_s=600, headroom_bytes=20 * GiB),
-    Tier("32-64GiB", 32 * GiB, max_image_side=768, idle_timeout_s=300, headroom_bytes=8 * GiB),
-    Tier("24-32GiB", 24 * GiB, max_image_side=512, idle_timeout_s=300, headroom_bytes=8 * GiB),
-    Tier("<24GiB", 0, max_image_side=512, idle_timeout_s=180, headroom_bytes=4 * GiB),
+    Tier("64GiB+", 64 * GiB, max_image_side=1024, idle_timeout_s=600, headroom_bytes=20 * GiB, ceiling_image_side=2048),
+    Tier("32-64GiB", 32 * GiB, max_image_side=768, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=1792),
+    Tier("24-32GiB", 24 * GiB, max_image_side=512, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=1536),
+    Tier("<24GiB", 0, max_image_side=512, idle_timeout_s=180, headroom_bytes=4 * GiB, ceiling_image_side=1024),
 )
 
 # Whatever the headroom says, the budget is never below this share of memory.

@@ -20,6 +20,7 @@ from cachetools import TTLCache
 import guards
 import guards.families
 from guards import images as guard_images
+from guards.plan import start_side
 
 from .engines.messages import ImageData
 from .errors import ContextLengthError, ImageError, MMServeError, OverloadedError, PayloadTooLargeError
@@ -27,6 +28,8 @@ from .errors import ContextLengthError, ImageError, MMServeError, OverloadedErro
 __all__ = ["MemoryGuard", "Planned"]
 
 log = structlog.get_logger("mmserve.guard")
+
+LOW_DETAIL_SIDE = 448  # where detail "low" images start (OpenAI's low detail is a 512 px square)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class MemoryGuard:
         self.tier = guards.tier_for(self.reading.total_bytes)
         self.budget_bytes = self._budget()
         self.max_image_side = settings.max_image_side or self.tier.max_image_side
+        self.ceiling_image_side = self._ceiling()
         # Each worker keeps finished requests' KV for prefix reuse, within this bound.
         self.prefix_cache_bytes = min(self.budget_bytes // 16, 1 << 30)
         self.models: dict[str, guards.ModelMemory] = {}
@@ -104,6 +108,26 @@ class MemoryGuard:
             budget = min(budget, self.reading.total_bytes // 2)  # the workers' mlx limit on CUDA
         return budget
 
+    def _ceiling(self) -> int:
+        """The most a request may ask an image to start at: ``--max-image-side`` when set
+        (it bounds every request), else the tier's ceiling."""
+        return self.settings.max_image_side or self.tier.ceiling_side
+
+    def limits(self) -> dict:
+        """What a client needs to size its images: the sides the guard starts at and allows,
+        and the intake limits (advertised in ``/v1/models``)."""
+        return {
+            "image_side": self.max_image_side,
+            "max_image_side": self.ceiling_image_side,
+            "min_image_side": self.settings.min_image_side,
+            "low_detail_side": LOW_DETAIL_SIDE,
+            "max_image_bytes": self.settings.max_image_bytes,
+            "max_images": self.settings.max_images,
+            "max_body_bytes": self.settings.max_body_bytes,
+            "max_batch_size": self.settings.max_batch_size,
+            "tier": self.tier.name,
+        }
+
     def attach(self, engine) -> None:
         """Take an engine's memory shape from its Ready message (and the device reading it
         carries), and the number of its workers."""
@@ -113,6 +137,7 @@ class MemoryGuard:
             self.tier = guards.tier_for(self.reading.total_bytes)
             self.budget_bytes = self._budget()
             self.max_image_side = self.settings.max_image_side or self.tier.max_image_side
+            self.ceiling_image_side = self._ceiling()
         vision = None
         if ready.vision and engine.kind in self.models:
             vision = self.models[engine.kind].vision  # another or a restarted worker: keep the first calibration
@@ -160,22 +185,38 @@ class MemoryGuard:
             )
 
     def _largest_patches(self, kind: str) -> int | None:
-        """The most patches the guard will plan for one image: a square at the max side."""
+        """The most patches the guard will plan for one image: a square at the ceiling side."""
         geometry = self.geometries.get(kind)
         if geometry is None:
             return None
-        side = self.max_image_side
+        side = self.ceiling_image_side
         return geometry.layout(*geometry.snap(side, side)).patches
 
-    def sizes_to_count(self, kind: str, decoded: list) -> list[tuple[int, int]]:
+    def sizes_to_count(self, kind: str, decoded: list, refs: list = ()) -> list[tuple[int, int]]:
         """Where an engine has no trusted geometry, the sizes its images will be sent at, for
         the worker's processor to count; nothing otherwise."""
         if kind not in self.geometries or self.geometries[kind] is not None:
             return []
-        return [self._fitted(d.width, d.height) for d in decoded]
+        refs = list(refs) or [None] * len(decoded)
+        return [self._fitted(d.width, d.height, ref) for d, ref in zip(decoded, refs, strict=True)]
 
-    def _fitted(self, width: int, height: int) -> tuple[int, int]:
-        return guard_images.fit_size(width, height, max_side=self.max_image_side, min_side=16)
+    def _fitted(self, width: int, height: int, ref=None) -> tuple[int, int]:
+        side = self.max_image_side if ref is None else self._start_side(width, height, ref)
+        return guard_images.fit_size(width, height, max_side=side, min_side=16)
+
+    def _image_request(self, decoded, ref) -> guards.ImageRequest:
+        return guards.ImageRequest(
+            decoded.width, decoded.height, ref.detail, max_side=ref.max_side, min_side=ref.min_side
+        )
+
+    def _start_side(self, width: int, height: int, ref) -> int:
+        """Where the ladder starts for this image (the tier's side, the ceiling, or what it asked)."""
+        return start_side(
+            guards.ImageRequest(width, height, ref.detail, max_side=ref.max_side),
+            max_side=self.max_image_side,
+            ceiling_side=self.ceiling_image_side,
+            low_detail_side=LOW_DETAIL_SIDE,
+        )
 
     def replicas_for(self, kind: str, wanted: int) -> int:
         """How many copies of an attached engine's model to run: up to ``wanted``, while
@@ -205,15 +246,15 @@ class MemoryGuard:
             kv_layout=model.kv_layout,
         )
 
-    def _geometry(self, kind: str, decoded: list, counted: list) -> guards.families.Geometry | None:
+    def _geometry(self, kind: str, decoded: list, counted: list, refs: list) -> guards.families.Geometry | None:
         """The engine's geometry, or the processor's counts for these images where it has none."""
         geometry = self.geometries.get(kind)
         if geometry is not None or not decoded:
             return geometry
         return guards.families.Measured(
             images={
-                (d.width, d.height): (self._fitted(d.width, d.height), tokens, prompt)
-                for d, (tokens, prompt) in zip(decoded, counted, strict=True)
+                (d.width, d.height): (self._fitted(d.width, d.height, ref), tokens, prompt)
+                for d, ref, (tokens, prompt) in zip(decoded, refs, counted, strict=True)
             }
         )
 
@@ -221,18 +262,20 @@ class MemoryGuard:
         """Plan, resize and reserve memory for one request; raises the client-facing errors.
 
         ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
-        requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
+        requests = [self._image_request(d, ref) for d, ref in zip(decoded, job.images)]
         try:
             plan = guards.plan_request(
                 text_tokens=text_tokens,
                 images=requests,
                 max_tokens=job.max_tokens,
                 model=self._model_for(engine.kind),
-                spec=self._geometry(engine.kind, decoded, list(counted)),
+                spec=self._geometry(engine.kind, decoded, list(counted), list(job.images)),
                 budget_bytes=self.budget_bytes,
                 held_bytes=self.ledger.held_bytes,
                 max_image_side=self.max_image_side,
                 min_image_side=self.settings.min_image_side,
+                ceiling_image_side=self.ceiling_image_side,
+                low_detail_side=LOW_DETAIL_SIDE,
                 default_max_tokens=self.settings.default_max_tokens,
                 guard=not self.settings.no_guard,
             )
@@ -256,7 +299,10 @@ class MemoryGuard:
         report: dict = {
             "route": job.route.kind,
             "model": engine.name,
-            "images": [_image_report(p) for p in plan.images],
+            "images": [
+                {**_image_report(p), "start_side": self._start_side(d.width, d.height, ref)}
+                for p, d, ref in zip(plan.images, decoded, job.images)
+            ],
             "resized_count": plan.images_resized,
             "prompt_tokens_planned": plan.prompt_tokens,
             "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
@@ -298,6 +344,7 @@ class MemoryGuard:
             "budget_bytes": self.budget_bytes,
             "held_bytes": self.ledger.held_bytes,
             "max_image_side": self.max_image_side,
+            "ceiling_image_side": self.ceiling_image_side,
             "enabled": not self.settings.no_guard,
             "calibration": self.calibration,
             "image_geometry": self.vision_check,

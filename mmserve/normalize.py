@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .engines.messages import Sampling
 from .errors import InvalidRequestError, ModelNotFoundError
@@ -27,6 +27,8 @@ class ImageRef:
     url: str
     detail: str
     param: str  # e.g. "messages[0].content[1].image_url"
+    max_side: int | None = None  # mmserve.max_image_side: start the guard's ladder here (up to its ceiling)
+    min_side: int | None = None  # mmserve.min_image_side: do not shrink below this; refuse instead
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         for index, message in enumerate(request.messages)
     ]
     route = _pick_route(request.model, routes, images)
+    if request.mmserve is not None and images:
+        sides = {"max_side": request.mmserve.max_image_side, "min_side": request.mmserve.min_image_side}
+        images = [replace(image, **sides) for image in images]
     if route.kind != "vision":
         chat = [{"role": message["role"], "content": _flatten(message["content"])} for message in chat]
     if chat[-1]["role"] == "assistant":

@@ -55,7 +55,8 @@ class ChatService:
         engine = pool.admit(affinity=_affinity(job))
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
-            counted = await engine.count(job.messages, len(job.images), self.guard.sizes_to_count(pool.kind, decoded))
+            sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
+            counted = await engine.count(job.messages, len(job.images), sizes)
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()

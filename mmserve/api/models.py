@@ -1,4 +1,9 @@
-"""GET /v1/models: the alias ``auto`` and each served model with its context length."""
+"""GET /v1/models: the alias ``auto`` and each served model with its context length.
+
+The vision model's entry also carries ``mmserve``: the image sides the memory guard
+starts at and allows, the intake limits, the batch size and the worker count, for
+clients that size their images and concurrency to the server.
+"""
 
 from __future__ import annotations
 
@@ -29,5 +34,9 @@ class ModelsController(Controller):
         ]
         for kind, engine in chat_service.engines.items():
             context = engine.ready.context_length if engine.ready else None
-            data.append(_model(engine.name, engine=kind, context_length=context, ready=engine.is_ready))
+            extra = {}
+            if kind == "vision":
+                # What a batch client sizes its pages and its concurrency by.
+                extra["mmserve"] = {**chat_service.guard.limits(), "replicas": len(engine.workers) or 1}
+            data.append(_model(engine.name, engine=kind, context_length=context, ready=engine.is_ready, **extra))
         return {"object": "list", "data": data}

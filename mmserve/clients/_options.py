@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._transport import DEFAULT_BASE_URL
-
-__all__ = ["add_common_arguments", "positive_int"]
+__all__ = ["add_common_arguments", "non_negative_int", "positive_int", "prompt_from"]
 
 
 def positive_int(text: str) -> int:
@@ -23,10 +21,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, prompt: str, concurrency: int, max_tokens: int) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, *, prompt: str, max_tokens: int) -> None:
     server = parser.add_argument_group("server")
     server.add_argument(
-        "--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API root (default: %(default)s)"
+        "--base-url",
+        help="OpenAI-compatible API root (default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1)",
     )
     server.add_argument("--api-key", help="bearer key (default: $OPENAI_API_KEY, else 'none')")
     server.add_argument(
@@ -42,14 +41,29 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, prompt: str, concur
 
     gen = parser.add_argument_group("generation")
     gen.add_argument("--prompt", default=prompt, help="question asked about every image (default: %(default)r)")
+    gen.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE (instead of --prompt)")
     gen.add_argument("--max-tokens", type=positive_int, default=max_tokens, help="(default: %(default)s)")
     gen.add_argument("--temperature", type=float, default=0.0, help="(default: %(default)s)")
 
     run = parser.add_argument_group("run")
     run.add_argument(
-        "-j", "--concurrency", type=positive_int, default=concurrency, help="requests in flight (default: %(default)s)"
+        "-j",
+        "--concurrency",
+        type=positive_int,
+        help="requests in flight (default: enough to fill the server's batches, as its /v1/models advertises)",
     )
     run.add_argument(
         "--retry-failed", action="store_true", help="also redo items an earlier run recorded as permanently failed"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress line; warnings and failures still print")
+
+
+def prompt_from(args: argparse.Namespace) -> str:
+    """The prompt: the contents of --prompt-file when given, else --prompt."""
+    if getattr(args, "prompt_file", None):
+        with open(args.prompt_file, encoding="utf-8") as file:
+            text = file.read().strip()
+        if not text:
+            raise ValueError(f"{args.prompt_file} is empty")
+        return text
+    return args.prompt

@@ -29,6 +29,12 @@ class Summary:
     interrupted: bool = False
     stopped: str | None = None  # why the run gave up early (the server is unreachable)
     failures: list[str] = field(default_factory=list)  # "name: message", for the end-of-run report
+    skipped_files: list[str] = field(default_factory=list)  # files in the inputs that are not sent, and why
+
+    @property
+    def per_minute(self) -> float:
+        """Items handled by the server per minute in this run."""
+        return (self.done + self.failed) * 60.0 / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -109,6 +115,11 @@ class Progress:
         self.stream.write(f"{self.label}: {message}\n")
         self.stream.flush()
 
+    def skipped_file(self, path: str, why: str) -> None:
+        """Count and name a file of the inputs that will not be sent."""
+        self.summary.skipped_files.append(f"{path} ({why})")
+        self.say(f"skipping {path}: {why}")
+
     def finish(self) -> None:
         s = self.summary
         s.elapsed_s = round(time.monotonic() - self.started, 3)
@@ -126,6 +137,10 @@ class Progress:
             if s.failed_before:
                 line += f", {s.failed_before} failed earlier (not retried; use --retry-failed)"
             line += f", {s.retries} retries in {s.elapsed_s:.1f}s"
+            if s.done:
+                line += f" ({s.per_minute:.1f} {self.noun}/min)"
+            if s.skipped_files:
+                line += f"; {len(s.skipped_files)} files not {self.noun} (named above)"
             if s.stopped:
                 line += f"; {s.stopped}"
             if s.interrupted or s.stopped:
@@ -142,7 +157,7 @@ class Progress:
         line = f"{self.label}: {handled}/{s.total} {self.noun}, {s.done} done, {s.skipped} skipped, {failed} failed"
         if s.retries:
             line += f", {s.retries} retries"
-        line += f", {rate:.2f}/s"
+        line += f", {rate * 60:.1f}/min"
         if rate > 0 and handled < s.total:
             line += f", eta {_duration((s.total - handled) / rate)}"
         return line

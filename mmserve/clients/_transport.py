@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import json
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +25,19 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "Outcome",
     "RetryPolicy",
+    "ServerInfo",
+    "ServerUnreachableError",
+    "Structured",
     "ask_about_image",
+    "ask_structured",
     "data_uri",
     "default_api_key",
+    "default_base_url",
+    "fit_bytes",
     "local_error",
     "open_client",
+    "read_image",
+    "server_info",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -56,6 +66,18 @@ _SUFFIX_TYPES = {
 }
 
 
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+
+# How long the first contact may take before a run gives up with one line (connection refused is instant).
+PREFLIGHT_TIMEOUT_S = 5.0
+PREFLIGHT_ATTEMPTS = 3
+
+
+def default_base_url() -> str:
+    """OPENAI_BASE_URL, or mmserve's default address."""
+    return os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+
 def default_api_key() -> str:
     """OPENAI_API_KEY, or a placeholder: a server without --api-key accepts anything."""
     return os.environ.get("OPENAI_API_KEY") or "none"
@@ -76,6 +98,124 @@ def data_uri(data: bytes, name: str = "") -> str:
     return f"data:image/{image_type(data, name)};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+class ServerUnreachableError(ConnectionError):
+    """No server answered at the base URL: one line says where and what to check."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server advertises for image work (``/v1/models``: the vision model's ``mmserve``).
+
+    Every field is None for a server that is not mmserve; the clients then fall back to
+    their own defaults.
+    """
+
+    image_side: int | None = None  # where the guard starts an image by default
+    max_image_side: int | None = None  # the most a request may ask for (--max-image-side bounds it)
+    max_image_bytes: int | None = None
+    max_body_bytes: int | None = None
+    max_batch_size: int | None = None
+    replicas: int | None = None
+    tier: str | None = None
+
+    @property
+    def is_mmserve(self) -> bool:
+        return self.max_image_side is not None
+
+    def concurrency(self, fallback: int, cap: int = 16) -> int:
+        """Requests to keep in flight so that every worker's batch has work, within ``cap``."""
+        if not self.max_batch_size:
+            return fallback
+        return max(1, min(cap, (self.replicas or 1) * self.max_batch_size))
+
+    def byte_limit(self) -> int | None:
+        """The largest image this server takes, in bytes of the file (base64 inflates 4/3 in the body)."""
+        limits = [self.max_image_bytes, (self.max_body_bytes * 3 // 4 - 65536) if self.max_body_bytes else None]
+        known = [limit for limit in limits if limit]
+        return min(known) if known else None
+
+
+async def server_info(client) -> ServerInfo:
+    """Ask the server for its image limits; ``ServerUnreachableError`` within about 15 s when none answers."""
+    import openai
+
+    last: Exception | None = None
+    for attempt in range(PREFLIGHT_ATTEMPTS):
+        try:
+            page = await client.with_options(timeout=PREFLIGHT_TIMEOUT_S).models.list()
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            last = exc.__cause__ or exc
+            await asyncio.sleep(1.0 * (attempt + 1))
+            continue
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise ServerUnreachableError(
+                    f"{client.base_url} refused the API key (HTTP {exc.status_code}); set --api-key or OPENAI_API_KEY"
+                ) from None
+            return ServerInfo()  # not an mmserve (or no /models): defaults apply
+        for model in page.data:
+            limits = (model.model_extra or {}).get("mmserve")
+            if isinstance(limits, dict):
+                fields = ServerInfo.__dataclass_fields__
+                return ServerInfo(**{key: value for key, value in limits.items() if key in fields})
+        return ServerInfo()
+    detail = str(last) or type(last).__name__
+    raise ServerUnreachableError(
+        f"cannot reach {client.base_url} ({detail}); is the server running? (set --base-url or OPENAI_BASE_URL)"
+    )
+
+
+def read_image(path, limit: int | None = None) -> bytes:
+    """An image file's bytes ready to send: HEIC/HEIF converted (pillow-heif), and re-encoded
+    smaller when over ``limit`` bytes, so that the server does not refuse it for its size."""
+    path = os.fspath(path)
+    data = open(path, "rb").read()
+    if os.path.splitext(path)[1].lower() in HEIF_SUFFIXES:
+        data = _heif_to_jpeg(data)
+    if limit is not None and len(data) > limit:
+        data = fit_bytes(data, limit)
+    return data
+
+
+def _heif_to_jpeg(data: bytes) -> bytes:
+    try:
+        import pillow_heif
+    except ImportError:
+        raise OSError("HEIC/HEIF images need pillow-heif: pip install pillow-heif") from None
+    import io
+
+    from PIL import Image, ImageOps
+
+    pillow_heif.register_heif_opener()
+    with Image.open(io.BytesIO(data)) as image:
+        picture = ImageOps.exif_transpose(image).convert("RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def fit_bytes(data: bytes, limit: int) -> bytes:
+    """The image re-encoded under ``limit`` bytes: as JPEG (quality 90), then smaller by 0.8 a step.
+
+    Pixels the server would not use anyway go first: a page above the byte limit is far
+    larger than any side the guard plans.
+    """
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        picture = ImageOps.exif_transpose(image)
+        picture = picture.convert("L" if picture.mode in ("1", "L", "I;16") else "RGB")
+    while True:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+        if buffer.tell() <= limit or max(picture.size) <= 64:
+            return buffer.getvalue()
+        width, height = picture.size
+        picture = picture.resize((max(1, int(width * 0.8)), max(1, int(height * 0.8))), Image.Resampling.LANCZOS)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to retry a transient failure."""
@@ -94,6 +234,78 @@ class RetryPolicy:
         return advised + random.uniform(0, min(1.0, 0.1 * advised + 0.1))
 
 
+class Structured:
+    """JSON output against a JSON schema: ``response_format`` where the server takes it, else
+    the schema in the prompt (said once through ``on_fallback``) and the JSON parsed from the text."""
+
+    def __init__(self, schema: dict, name: str = "result") -> None:
+        if not isinstance(schema, dict):
+            raise ValueError("a JSON schema must be a JSON object")
+        self.schema = schema
+        self.name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "result"
+        self.supported: bool | None = None  # None: not yet known
+
+    def response_format(self) -> dict:
+        return {"type": "json_schema", "json_schema": {"name": self.name, "schema": self.schema}}
+
+    def prompt(self, prompt: str) -> str:
+        schema = json.dumps(self.schema, ensure_ascii=False)
+        return f"{prompt}\n\nAnswer with only a JSON object, no other text, that matches this JSON schema:\n{schema}"
+
+    @staticmethod
+    def parse(text: str) -> tuple[object, str | None]:
+        """The JSON value in ``text`` (code fences and text around one object allowed), or an error."""
+        candidate = text.strip()
+        fenced = re.search(r"```(?:json)?\s*(.*?)```", candidate, re.DOTALL)
+        if fenced:
+            candidate = fenced.group(1).strip()
+        try:
+            return json.loads(candidate), None
+        except ValueError:
+            pass
+        start, end = candidate.find("{"), candidate.rfind("}")
+        if 0 <= start < end:
+            try:
+                return json.loads(candidate[start : end + 1]), None
+            except ValueError:
+                pass
+        return None, "the answer is not JSON"
+
+    @staticmethod
+    def refused(outcome) -> bool:
+        """The server answered that it does not take ``response_format``."""
+        error = (outcome.error or {}).get("error") or {}
+        return outcome.status == 400 and str(error.get("param") or "").startswith("response_format")
+
+
+async def ask_structured(client, *, structured: Structured | None, prompt: str, on_fallback=None, **options):
+    """``ask_about_image``, with ``structured`` JSON output when given (see ``Structured``).
+
+    The outcome's ``data`` holds the parsed JSON, ``data_error`` why there is none, and
+    ``data_via`` how it was asked for ("response_format" or "prompt").
+    """
+    if structured is None:
+        return await ask_about_image(client, prompt=prompt, **options)
+    outcome = None
+    if structured.supported is not False:
+        outcome = await ask_about_image(client, prompt=prompt, response_format=structured.response_format(), **options)
+        if Structured.refused(outcome):
+            if structured.supported is None and on_fallback is not None:
+                message = ((outcome.error or {}).get("error") or {}).get("message")
+                on_fallback(f"the server does not take response_format ({message}); asking for JSON in the prompt")
+            structured.supported = False
+            outcome = None
+        elif outcome.ok:
+            structured.supported = True
+            outcome.data_via = "response_format"
+    if outcome is None:
+        outcome = await ask_about_image(client, prompt=structured.prompt(prompt), **options)
+        outcome.data_via = "prompt"
+    if outcome.ok:
+        outcome.data, outcome.data_error = Structured.parse(outcome.text or "")
+    return outcome
+
+
 @dataclass
 class Outcome:
     """What came of one question: an answer, or an error envelope."""
@@ -108,6 +320,9 @@ class Outcome:
     permanent: bool = False  # True: retrying cannot help (the server refused this input)
     attempts: int = 0
     elapsed_s: float = 0.0
+    data: object = None  # structured output: the JSON parsed from the answer
+    data_error: str | None = None
+    data_via: str | None = None  # "response_format" | "prompt"
 
     @property
     def ok(self) -> bool:
@@ -117,6 +332,10 @@ class Outcome:
     def unreachable(self) -> bool:
         """The server could not be reached at all: no point in sending the next image."""
         return self.status is None and (self.error or {}).get("error", {}).get("code") == "connection_error"
+
+    def structured_fields(self) -> dict:
+        """The journal line's fields for structured output (``--schema``)."""
+        return {"json": self.data, "json_error": self.data_error, "json_via": self.data_via}
 
     def record_fields(self) -> dict:
         """The journal line's fields every client writes the same way."""
@@ -156,17 +375,31 @@ async def ask_about_image(
     temperature: float | None,
     policy: RetryPolicy,
     on_retry: RetryNotice | None = None,
+    detail: str | None = None,
+    image_side: int | None = None,
+    response_format: dict | None = None,
 ) -> Outcome:
-    """Ask ``prompt`` about the image at ``uri``; never raises for HTTP or connection failures."""
+    """Ask ``prompt`` about the image at ``uri``; never raises for HTTP or connection failures.
+
+    ``detail`` is OpenAI's hint; ``image_side`` asks mmserve to start the image at that
+    longer side (``mmserve.max_image_side``, bounded by the server's ceiling).
+    """
     import openai
 
+    image_url = {"url": uri}
+    if detail is not None:
+        image_url["detail"] = detail
     messages = [
         {
             "role": "user",
-            "content": [{"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": prompt}],
+            "content": [{"type": "image_url", "image_url": image_url}, {"type": "text", "text": prompt}],
         }
     ]
     options: dict = {}
+    if image_side is not None:
+        options["extra_body"] = {"mmserve": {"max_image_side": image_side}}
+    if response_format is not None:
+        options["response_format"] = response_format
     if max_tokens is not None:
         options["max_tokens"] = max_tokens
     if temperature is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "DeltaMessage",
     "ImagePart",
     "ImageURL",
+    "MMServeOptions",
     "Message",
     "TextPart",
     "Usage",
@@ -66,6 +67,16 @@ Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 TokenCount = Annotated[int, Meta(ge=1, lt=MAX_TOKENS_LIMIT)]
 
 
+ImageSide = Annotated[int, Meta(ge=28, le=65536)]
+
+
+class MMServeOptions(Struct, forbid_unknown_fields=False):
+    """The request's ``mmserve`` extension (``extra_body={"mmserve": {...}}`` with the openai SDK)."""
+
+    max_image_side: ImageSide | None = None  # start images here, up to the server's ceiling
+    min_image_side: ImageSide | None = None  # shrink no further for memory; refuse instead
+
+
 class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     messages: Annotated[list[Message], Meta(min_length=1)]
     model: str | None = None
@@ -90,6 +101,7 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     functions: list[Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
+    mmserve: MMServeOptions | None = None
 
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
