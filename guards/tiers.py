@@ -41,11 +41,20 @@ class Tier:
         return max(self.ceiling_image_side, self.max_image_side)
 
 
+# Sides from the Qwen2.5-VL-3B calibration (docs/guards.md, "Choosing the sides"): on each
+# tier's reference machine (16, 24, 32, 64 GiB) with 4-bit weights, ``max_image_side`` is the
+# largest side at which four 2550x3300 pages (2048 tokens out each) fit the default budget
+# together, ``ceiling_image_side`` the largest at which one does. Below 24 GiB the start stays
+# at 512 px: 8 GiB machines and CPU boxes (where a page's cost is time, not memory) land there.
 DEFAULT_TIERS: tuple[Tier, ...] = (
-    Tier("64GiB+", 64 * GiB, max_image_side=1024, idle_timeout_s=600, headroom_bytes=20 * GiB, ceiling_image_side=2048),
-    Tier("32-64GiB", 32 * GiB, max_image_side=768, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=1792),
-    Tier("24-32GiB", 24 * GiB, max_image_side=512, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=1536),
-    Tier("<24GiB", 0, max_image_side=512, idle_timeout_s=180, headroom_bytes=4 * GiB, ceiling_image_side=1024),
+    Tier("64GiB+", 64 * GiB, max_image_side=1536, idle_timeout_s=600, headroom_bytes=20 * GiB, ceiling_image_side=2048),
+    Tier(
+        "32-64GiB", 32 * GiB, max_image_side=1280, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=2048
+    ),
+    Tier(
+        "24-32GiB", 24 * GiB, max_image_side=1024, idle_timeout_s=300, headroom_bytes=8 * GiB, ceiling_image_side=1792
+    ),
+    Tier("<24GiB", 0, max_image_side=512, idle_timeout_s=180, headroom_bytes=4 * GiB, ceiling_image_side=1536),
 )
 
 # Whatever the headroom says, the budget is never below this share of memory.

@@ -322,3 +322,39 @@ def test_zero_max_tokens_is_refused():
     """max_tokens below 1 is a ValueError (the HTTP layer validates it first)."""
     with pytest.raises(ValueError, match="max_tokens"):
         plan(max_tokens=0)
+
+
+def test_high_detail_starts_at_the_ceiling():
+    """detail="high" plans a 4000x3000 photo at the ceiling (2048 px) instead of the tier's 1024."""
+    result = plan(images=[ImageRequest(4000, 3000, detail="high")], ceiling_image_side=2048)
+    assert result.images[0].resized == plan_image(4000, 3000, max_side=2048, spec=SPEC).resized
+
+
+def test_high_detail_without_a_ceiling_stays_at_the_tier_side():
+    """With no ceiling above the tier's side, detail="high" changes nothing."""
+    result = plan(images=[ImageRequest(4000, 3000, detail="high")])
+    assert result.images[0].resized == plan().images[0].resized
+
+
+def test_asked_side_is_bounded_by_the_ceiling():
+    """An image asking for 5000 px starts at the 1536 px ceiling; one asking for 600 at 600."""
+    big = plan(images=[ImageRequest(4000, 3000, max_side=5000)], ceiling_image_side=1536)
+    small = plan(images=[ImageRequest(4000, 3000, max_side=600)], ceiling_image_side=1536)
+    assert big.images[0].resized == plan_image(4000, 3000, max_side=1536, spec=SPEC).resized
+    assert small.images[0].resized == plan_image(4000, 3000, max_side=600, spec=SPEC).resized
+
+
+def test_high_detail_still_shrinks_for_memory():
+    """Too little memory for the 2048 px ceiling: the ladder shrinks a high-detail image one rung."""
+    budget = MODEL.weights_bytes + need(2048) - 1
+    result = plan(images=[ImageRequest(4000, 3000, detail="high")], ceiling_image_side=2048, budget_bytes=budget)
+    assert result.images[0].resized == plan_image(4000, 3000, max_side=1741, spec=SPEC).resized
+    assert result.planned_peak_bytes <= budget
+
+
+def test_min_side_refuses_rather_than_shrink_below_it():
+    """An image's min_side raises the floor: memory for 600 px only is a refusal when it asks for 1000."""
+    budget = MODEL.weights_bytes + need(600)
+    assert max(plan(budget_bytes=budget).images[0].resized) <= 616
+    with pytest.raises(NeverFitsError):
+        plan(images=[ImageRequest(4000, 3000, min_side=1000)], budget_bytes=budget, max_tokens=512)

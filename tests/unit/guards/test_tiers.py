@@ -14,20 +14,25 @@ def test_linux_box_with_23_4_gib_lands_below_24():
 
 
 def test_24_gb_mac_lands_in_24_to_32_tier():
-    """A "24 GB" Mac reports exactly 24 GiB and gets the 24-32 GiB tier (5 min, 8 GiB headroom)."""
+    """A "24 GB" Mac reports exactly 24 GiB and gets the 24-32 GiB tier (1024 px, 5 min, 8 GiB headroom)."""
     tier = tier_for(25769803776)
-    assert (tier.name, tier.max_image_side, tier.idle_timeout_s, tier.headroom_bytes) == ("24-32GiB", 512, 300, 8 * GiB)
+    assert (tier.name, tier.max_image_side, tier.idle_timeout_s, tier.headroom_bytes) == (
+        "24-32GiB",
+        1024,
+        300,
+        8 * GiB,
+    )
 
 
-def test_32_gib_gets_768_px():
-    """32 GiB starts images at 768 px."""
-    assert tier_for(32 * GiB).max_image_side == 768
+def test_32_gib_gets_1280_px():
+    """32 GiB starts images at 1280 px."""
+    assert tier_for(32 * GiB).max_image_side == 1280
 
 
 def test_64_gib_mac_lands_in_top_tier():
-    """A 64 GiB Mac gets 1024 px, 10 min idle timeout and 20 GiB headroom."""
+    """A 64 GiB Mac gets 1536 px, 10 min idle timeout and 20 GiB headroom."""
     tier = tier_for(64 * GiB)
-    assert (tier.name, tier.max_image_side, tier.idle_timeout_s, tier.headroom_bytes) == ("64GiB+", 1024, 600, 20 * GiB)
+    assert (tier.name, tier.max_image_side, tier.idle_timeout_s, tier.headroom_bytes) == ("64GiB+", 1536, 600, 20 * GiB)
 
 
 def test_just_below_64_gib_stays_in_32_tier():
@@ -81,3 +86,14 @@ def test_budget_never_exceeds_available_memory():
 def test_budget_floor_is_a_quarter_of_memory():
     """On a 4 GiB machine the headroom would leave nothing; the floor keeps 1 GiB."""
     assert default_budget(reading(4, 4), tier_for(4 * GiB)) == 1 * GiB
+
+
+def test_every_tier_lets_requests_ask_for_more_than_it_starts_at():
+    """Each default tier's ceiling (detail "high") is above its starting side."""
+    for tier in DEFAULT_TIERS:
+        assert tier.ceiling_side > tier.max_image_side
+
+
+def test_a_tier_without_a_ceiling_allows_its_starting_side():
+    """ceiling_image_side 0: requests may ask for no more than the tier's side."""
+    assert Tier("t", 0, 640, 60, 0).ceiling_side == 640
