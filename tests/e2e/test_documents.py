@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from mmserve.clients import caption, ocr
 from mmserve.clients.samples import SamplePage, sample_pages, write_pdf
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -195,13 +195,23 @@ def test_text_layer_compare_records_both_texts(api, library, tmp_path):
     assert 0.0 <= record["text_layer_agreement"] <= 1.0
 
 
-def test_client_never_asks_for_more_than_the_server_allows(api, library, limits, tmp_path):
-    """--image-side far above the server's ceiling renders and asks for the ceiling only."""
+@pytest.fixture(scope="module")
+def bounded(models, tmp_path_factory):
+    """A server started with --max-image-side 320: no request may start an image above it."""
+    srv = start_server(models, tmp_path_factory.mktemp("bounded"), "--max-image-side", "320")
+    yield f"{srv.base_url}/v1"
+    stop_server(srv)
+
+
+def test_client_never_asks_for_more_than_the_servers_max_image_side(bounded, library, tmp_path):
+    """Against --max-image-side 320, asking for 20000 px renders and sends 320 px pages, read at 320."""
+    models = httpx.get(f"{bounded}/models", timeout=10).json()["data"]
+    limits = next(model["mmserve"] for model in models if "mmserve" in model)
+    assert limits["max_image_side"] == limits["image_side"] == 320
     out = tmp_path / "run.jsonl"
-    ocr.ocr(library / "report.pdf", out=out, base_url=api, image_side=20000, pages="1", **FAST)
+    ocr.ocr(library / "report.pdf", out=out, base_url=bounded, image_side=20000, pages="1", **FAST)
     (record,) = lines(out)
-    assert max(record["size"]) == limits["max_image_side"]
-    assert max(record["resized"]) <= limits["max_image_side"] + GRID
+    assert max(record["size"]) == 320 and max(record["resized"]) <= 320 + GRID
 
 
 def test_no_server_exits_non_zero_within_20_s_with_one_line(library, tmp_path, capsys):
@@ -302,13 +312,13 @@ def test_caption_dry_run_prints_what_would_be_sent_and_sends_nothing(tmp_path, c
 
 
 def test_detail_high_and_the_mmserve_extension_start_larger_up_to_the_ceiling(api, limits):
-    """detail "high" starts a big page at the server's ceiling, mmserve.max_image_side at what it asks."""
+    """detail "high" starts a page at the server's ceiling, mmserve.max_image_side at what it asks."""
     import base64
     import io
 
     from openai import OpenAI
 
-    page = Image.new("L", (2550, 3300), 255)
+    page = Image.new("L", (700, 500), 255)
     buffer = io.BytesIO()
     page.save(buffer, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -320,8 +330,20 @@ def test_detail_high_and_the_mmserve_extension_start_larger_up_to_the_ceiling(ap
         return reply.model_extra["mmserve"]["images"][0]
 
     default, high = ask("auto"), ask("high")
-    asked = ask("auto", extra_body={"mmserve": {"max_image_side": 700}})
+    asked = ask("auto", extra_body={"mmserve": {"max_image_side": 600}})
     assert default["start_side"] == limits["image_side"] and high["start_side"] == limits["max_image_side"]
-    assert max(high["resized"]) <= limits["max_image_side"] + GRID
-    assert max(high["resized"]) > max(default["resized"]) or limits["max_image_side"] == limits["image_side"]
-    assert asked["start_side"] == min(700, limits["max_image_side"]) and max(asked["resized"]) <= 700 + GRID
+    assert max(default["resized"]) <= limits["image_side"] + GRID
+    assert max(high["resized"]) >= min(700, limits["max_image_side"])  # not shrunk to the default
+    assert asked["start_side"] == min(600, limits["max_image_side"]) and max(asked["resized"]) <= 600 + GRID
+
+
+def test_extension_sides_out_of_range_are_refused_naming_the_field(api):
+    """mmserve.max_image_side below 28 is a 400 naming the field."""
+    body = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "mmserve": {"max_image_side": 3},
+    }
+    answer = httpx.post(f"{api}/chat/completions", json=body, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "mmserve.max_image_side"
