@@ -264,6 +264,8 @@ def test_ocr_large_page_is_reported_resized_and_warned_about(api, tmp_path, caps
         "-q",
         "--warn-below",
         "3000",
+        "--image-side",
+        "600",  # asks the server for no more than 600 px: quick on the CPU
     ]
     code = ocr.main(args)
     (record,) = lines(out)
