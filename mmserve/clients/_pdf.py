@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PdfError", "RenderedPage", "page_count", "render_page", "text_layer"]
+__all__ = ["PdfError", "RenderedPage", "close", "close_all", "page_count", "render_page", "text_layer"]
 
 _LOCK = threading.Lock()
 _OPEN: OrderedDict[str, object] = OrderedDict()  # path -> PdfDocument, most recently used last
@@ -70,6 +70,14 @@ def close(path: str | Path) -> None:
     with _LOCK:
         document = _OPEN.pop(str(path), None)
         if document is not None:
+            document.close()
+
+
+def close_all() -> None:
+    """Close every open document (a run is over; a file may change before the next)."""
+    with _LOCK:
+        while _OPEN:
+            _, document = _OPEN.popitem()
             document.close()
 
 

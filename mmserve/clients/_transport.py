@@ -28,6 +28,7 @@ __all__ = [
     "ServerInfo",
     "ServerUnreachableError",
     "Structured",
+    "Throttle",
     "ask_about_image",
     "ask_structured",
     "data_uri",
@@ -214,6 +215,43 @@ def fit_bytes(data: bytes, limit: int) -> bytes:
             return buffer.getvalue()
         width, height = picture.size
         picture = picture.resize((max(1, int(width * 0.8)), max(1, int(height * 0.8))), Image.Resampling.LANCZOS)
+
+
+class Throttle:
+    """How many requests may be in flight: ``limit`` at first, halved when the server answers
+    overload (429/503), grown back by one after ``limit`` successes in a row.
+
+    The server's memory guard queues what does not fit and answers 503 when the wait runs
+    out; backing off keeps the pages that wait at the client, not in a queue that times out.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.ceiling = max(1, limit)
+        self.limit = self.ceiling
+        self.active = 0
+        self._streak = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> Throttle:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        async with self._changed:
+            self.active -= 1
+            self._changed.notify_all()
+
+    def overloaded(self) -> None:
+        self.limit = max(1, min(self.limit, self.active) // 2 or 1)
+        self._streak = 0
+
+    def succeeded(self) -> None:
+        self._streak += 1
+        if self._streak >= self.limit and self.limit < self.ceiling:
+            self.limit += 1
+            self._streak = 0
 
 
 @dataclass(frozen=True)

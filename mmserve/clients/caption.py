@@ -50,6 +50,7 @@ from ._transport import (
     ServerInfo,
     ServerUnreachableError,
     Structured,
+    Throttle,
     ask_structured,
     data_uri,
     default_base_url,
@@ -246,8 +247,12 @@ async def acaption(
     server: ServerInfo | None = None
     contact = asyncio.Lock()
 
+    throttle: Throttle | None = None
+
     def note_retry(status: int | None, delay: float, attempt: int) -> None:
         summary.retries += 1
+        if status in (429, 503) and throttle is not None:
+            throttle.overloaded()
         show.update()
 
     with Journal(out) as journal:
@@ -258,11 +263,12 @@ async def acaption(
 
         async def connect(client, group) -> ServerInfo:
             """First contact: the server's limits decide the byte limit and the concurrency."""
-            nonlocal server
+            nonlocal server, throttle
             async with contact:
                 if server is None:
                     server = await server_info(client)
-                    for _ in range(max(1, concurrency or server.concurrency(fallback=4)) - 1):
+                    throttle = Throttle(concurrency or server.concurrency(fallback=4))
+                    for _ in range(throttle.ceiling - 1):
                         group.create_task(work(client, group))
             return server
 
@@ -287,18 +293,21 @@ async def acaption(
                         outcome.permanent = True
                     else:
                         del data
-                        outcome = await ask_structured(
-                            client,
-                            structured=structured,
-                            on_fallback=show.warn,
-                            uri=uri,
-                            prompt=prompt,
-                            model=model,
-                            max_tokens=max_tokens,
-                            temperature=temperature,
-                            policy=policy,
-                            on_retry=note_retry,
-                        )
+                        async with throttle:
+                            outcome = await ask_structured(
+                                client,
+                                structured=structured,
+                                on_fallback=show.warn,
+                                uri=uri,
+                                prompt=prompt,
+                                model=model,
+                                max_tokens=max_tokens,
+                                temperature=temperature,
+                                policy=policy,
+                                on_retry=note_retry,
+                            )
+                        if outcome.ok:
+                            throttle.succeeded()
                         del uri
                 caption = _answer_text(outcome, structured)
                 record = {"path": str(path), "sha256": sha256, "caption": caption}

@@ -65,6 +65,7 @@ from ._transport import (
     ServerInfo,
     ServerUnreachableError,
     Structured,
+    Throttle,
     ask_structured,
     data_uri,
     default_base_url,
@@ -519,7 +520,10 @@ async def aocr(
     if text_layer not in (None, "compare", "skip"):
         raise ValueError(f"text_layer must be 'compare' or 'skip', got {text_layer!r}")
     skipped: list[tuple[str, str]] = []
-    documents = await asyncio.to_thread(find_documents, inputs, pages=pages, skipped=skipped)
+    try:
+        documents = await asyncio.to_thread(find_documents, inputs, pages=pages, skipped=skipped)
+    finally:
+        await asyncio.to_thread(_pdf.close_all)  # opened to count pages; reopened page by page
     all_pages = [page for document in documents for page in document.pages]
     page_counts = {str(document.path): document.page_total for document in documents}
     summary = OcrSummary(total=len(all_pages), documents=len(documents))
@@ -539,6 +543,8 @@ async def aocr(
 
     def note_retry(status: int | None, delay: float, attempt: int) -> None:
         summary.retries += 1
+        if status in (429, 503) and throttle is not None:
+            throttle.overloaded()
         show.update()
 
     with Journal(out) as journal:
@@ -580,24 +586,26 @@ async def aocr(
                 )
         writer = _InOrder(journal)
         server: ServerInfo | None = None
+        throttle: Throttle | None = None
         sizer: _Sizer | None = None
         asked_side: int | None = None
         contact = asyncio.Lock()
 
         async def connect(client, group: asyncio.TaskGroup) -> None:
             """First contact: the server's limits decide the page side and the concurrency."""
-            nonlocal server, sizer, asked_side
+            nonlocal server, sizer, asked_side, throttle
             async with contact:
                 if server is not None:
                     return
                 info = await server_info(client)
+                throttle = Throttle(concurrency or info.concurrency(fallback=2))
                 if info.is_mmserve:
                     asked_side = min(image_side or info.max_image_side, info.max_image_side)
                 else:
                     asked_side = image_side or FALLBACK_SIDE
                 sizer = _Sizer(asked_side)
                 server = info
-                for _ in range(max(1, concurrency or info.concurrency(fallback=2)) - 1):
+                for _ in range(throttle.ceiling - 1):
                     group.create_task(work(client, group))
 
         async def work(client, group: asyncio.TaskGroup) -> None:
@@ -613,6 +621,29 @@ async def aocr(
                 record = await transcribe(client, group, page, name)
                 writer.put(index, record)
                 show.update()
+
+        async def render_and_ask(client, page: Page) -> tuple[PageImage | None, Outcome]:
+            try:
+                image = await asyncio.to_thread(
+                    page_image, page, side=sizer.now(), max_dpi=max_dpi, byte_limit=server.byte_limit()
+                )
+            except PageReadError as exc:
+                return None, Outcome(error=local_error(str(exc), exc.code), permanent=exc.permanent)
+            outcome = await ask_structured(
+                client,
+                structured=structured,
+                on_fallback=show.warn,
+                uri=image.uri,
+                prompt=prompt,
+                model=model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                policy=policy,
+                on_retry=note_retry,
+                detail="high",
+                image_side=asked_side if server.is_mmserve else None,
+            )
+            return image, outcome
 
         async def transcribe(client, group, page: Page, name: str) -> dict:
             key = _page_key(page)
@@ -635,28 +666,10 @@ async def aocr(
                 return {**base, "text": layer, "via": "text-layer", "size": None, "render": None,
                         "warnings": [], **outcome.record_fields()}  # fmt: skip
             await connect(client, group)
-            image = None
-            try:
-                image = await asyncio.to_thread(
-                    page_image, page, side=sizer.now(), max_dpi=max_dpi, byte_limit=server.byte_limit()
-                )
-            except PageReadError as exc:
-                outcome = Outcome(error=local_error(str(exc), exc.code), permanent=exc.permanent)
-            else:
-                outcome = await ask_structured(
-                    client,
-                    structured=structured,
-                    on_fallback=show.warn,
-                    uri=image.uri,
-                    prompt=prompt,
-                    model=model,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    policy=policy,
-                    on_retry=note_retry,
-                    detail="high",
-                    image_side=asked_side if server.is_mmserve else None,
-                )
+            async with throttle:
+                image, outcome = await render_and_ask(client, page)
+            if outcome.ok:
+                throttle.succeeded()
             facts = _guard_facts(outcome)
             if outcome.ok and page.pdf and image is not None:
                 sizer.observe(image.size, facts)
@@ -700,6 +713,7 @@ async def aocr(
             summary.interrupted = True
             raise
         finally:
+            _pdf.close_all()
             writer.drain()
             if not summary.interrupted and unreachable is None:
                 _write_documents(documents, texts, errors, text_dir, markdown_dir, summary, show)

@@ -97,3 +97,25 @@ def test_server_limits_give_concurrency_and_byte_limit():
     assert info.concurrency(fallback=2) == 16 and ServerInfo().concurrency(fallback=3) == 3
     assert info.byte_limit() == 8_000_000 * 3 // 4 - 65536
     assert ServerInfo().byte_limit() is None and not ServerInfo().is_mmserve
+
+
+def test_throttle_halves_on_overload_and_grows_back_on_success():
+    """16 in flight, an overload halves the limit; a limit's worth of successes adds one back."""
+    import asyncio
+
+    from mmserve.clients._transport import Throttle
+
+    async def scenario() -> list[int]:
+        throttle = Throttle(16)
+        seen = []
+        async with throttle:
+            throttle.active = 16  # as if sixteen requests were in flight
+            throttle.overloaded()
+            seen.append(throttle.limit)
+            throttle.active = 1
+        for _ in range(8):
+            throttle.succeeded()
+        seen.append(throttle.limit)
+        return seen
+
+    assert asyncio.run(scenario()) == [8, 9]
