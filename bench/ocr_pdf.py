@@ -112,7 +112,17 @@ def main() -> int:
     parser.add_argument("--side", type=int, action="append", help="mmserve ocr --image-side (0: the ceiling)")
     parser.add_argument("--label", default=platform.machine())
     parser.add_argument("--out")
+    parser.add_argument("--wait-ready", type=float, default=0, help="wait up to this many seconds for /ready")
     args = parser.parse_args()
+    root = args.base_url.rsplit("/v1", 1)[0]
+    deadline = time.monotonic() + args.wait_ready
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{root}/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
     models = httpx.get(f"{args.base_url}/models", timeout=10).json()["data"]
     limits = next((m["mmserve"] for m in models if "mmserve" in m), {})
     with tempfile.TemporaryDirectory() as folder:

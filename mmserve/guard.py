@@ -61,6 +61,11 @@ def _merged_kwargs(images) -> dict:
     return merged
 
 
+def _asked(ref, name: str) -> int | None:
+    """A side the request asked for (``ImageRef.max_side`` / ``min_side``); None where it asked none."""
+    return getattr(ref, name, None)
+
+
 def _nothing() -> None:
     pass
 
@@ -206,13 +211,17 @@ class MemoryGuard:
 
     def _image_request(self, decoded, ref) -> guards.ImageRequest:
         return guards.ImageRequest(
-            decoded.width, decoded.height, ref.detail, max_side=ref.max_side, min_side=ref.min_side
+            decoded.width,
+            decoded.height,
+            ref.detail,
+            max_side=_asked(ref, "max_side"),
+            min_side=_asked(ref, "min_side"),
         )
 
     def _start_side(self, width: int, height: int, ref) -> int:
         """Where the ladder starts for this image (the tier's side, the ceiling, or what it asked)."""
         return start_side(
-            guards.ImageRequest(width, height, ref.detail, max_side=ref.max_side),
+            guards.ImageRequest(width, height, ref.detail, max_side=_asked(ref, "max_side")),
             max_side=self.max_image_side,
             ceiling_side=self.ceiling_image_side,
             low_detail_side=LOW_DETAIL_SIDE,

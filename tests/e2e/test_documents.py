@@ -347,3 +347,30 @@ def test_extension_sides_out_of_range_are_refused_naming_the_field(api):
     }
     answer = httpx.post(f"{api}/chat/completions", json=body, timeout=30)
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "mmserve.max_image_side"
+
+
+def test_ctrl_c_mid_run_then_resume_accounts_for_every_page_once(api, tmp_path):
+    """SIGINT during `mmserve ocr` exits 130 with whole lines; the re-run completes and no page is done twice."""
+    import signal
+    import subprocess
+    import sys
+
+    pdf = write_pdf(tmp_path / "long.pdf", sample_pages(6, title="Long"))
+    out = tmp_path / "run.jsonl"
+    command = [sys.executable, "-m", "mmserve.cli", "ocr", pdf, "-o", str(out), "--base-url", api]
+    command += ["--max-tokens", "8", "--image-side", str(SIDE), "-j", "1", "-q"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    first = lines(out)
+    assert process.returncode == 130 and 2 <= len(first) < 6, err
+    summary = ocr.ocr(pdf, out=out, base_url=api, **PAGES)
+    pages = [r["page"] for r in lines(out)]
+    assert summary.skipped == len(first) and summary.done == 6 - len(first)
+    assert sorted(pages) == [1, 2, 3, 4, 5, 6]
+    assert [line for line in (tmp_path / "long.md").read_text().splitlines() if line.startswith("## ")] == [
+        f"## Page {n}" for n in range(1, 7)
+    ]
