@@ -9,7 +9,7 @@ Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vi
   request can join the batch — templating, image preprocessing, the vision encoder —
   so a new image never stalls the sequences already decoding (on mlx's CPU backend
   each op runs on one core: this is what puts the other cores to work);
-- a counter thread (with its own mlx stream) answers ``Count``: templating and
+- counter threads (each with its own mlx stream) answer ``Count``: templating and
   tokenizing a prompt, and the processor's counts for images, which take time in
   proportion to what a client sent;
 - the channel's reader thread answers ``StatsRequest`` and hands everything else on,
