@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+
+import msgspec
 
 from .engines.messages import Sampling
 from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from .protocol.openai import ChatCompletionRequest, TextPart
-from .structured import response_grammar
+from .structured import response_grammar, tool_call_grammar
 
 __all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
 
@@ -25,6 +28,7 @@ class Route:
     vocab_size: int = 0
     context_length: int = 0
     longest_token_chars: int = 0
+    tool_format: dict | None = None  # how the model calls tools (messages.Ready.tool_format)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class Job:
     stop: list[str]
     stream: bool
     include_usage: bool
-    grammar: str | None = None  # llguidance's: the reply is held to it (response_format)
+    grammar: str | None = None  # llguidance's: the reply is held to it (response_format, a forced tool call)
+    tools: list[dict] | None = None  # offered to the model, as its chat template takes them
     extra: dict = field(default_factory=dict)
 
 
@@ -86,6 +91,76 @@ def _parts(index: int, message, images: list[ImageRef]) -> str | list[dict]:
     return parts
 
 
+def _message(index: int, message, images: list[ImageRef]) -> dict:
+    """One message as chat templates take it: tool calls with their arguments as objects."""
+    out: dict = {"role": "system" if message.role == "developer" else message.role}
+    out["content"] = _parts(index, message, images)
+    if message.role == "tool":
+        out["content"] = _flatten(out["content"])
+        if message.tool_call_id is not None:
+            out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        if message.role != "assistant":
+            raise InvalidRequestError("only assistant messages carry tool calls", param=f"messages[{index}].tool_calls")
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.function.name,
+                    "arguments": _arguments(call.function.arguments, f"messages[{index}].tool_calls[{n}]"),
+                },
+            }
+            for n, call in enumerate(message.tool_calls)
+        ]
+    return out
+
+
+def _arguments(text: str, param: str) -> dict:
+    try:
+        arguments = json.loads(text) if text.strip() else {}
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidRequestError("a tool call's arguments must be a JSON object", param=f"{param}.function.arguments")
+    return arguments
+
+
+def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | None, str | None]:
+    """The tools offered to the model, and the grammar of the call it must make, if it must."""
+    choice = request.tool_choice
+    if not request.tools or choice == "none":
+        if choice not in (None, "none", "auto"):
+            raise InvalidRequestError("tool_choice asks for a tool call but no tools are given", param="tool_choice")
+        return None, None
+    names = [tool.function.name for tool in request.tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("tool names must be unique", param="tools")
+    if route.context_length and route.tool_format is None:  # loaded, and its template declares no format
+        raise InvalidRequestError(
+            f"the model '{route.name}' has no tool-call format in its chat template", param="tools"
+        )
+    tools = [msgspec.to_builtins(tool) for tool in request.tools]
+    if choice in (None, "auto"):
+        return tools, None
+    if choice == "required":
+        forced = request.tools
+    else:
+        forced = [tool for tool in request.tools if tool.function.name == choice.function.name]
+        if not forced:
+            raise InvalidRequestError(
+                f"tool_choice names '{choice.function.name}', which is not in tools", param="tool_choice.function.name"
+            )
+    if request.response_format is not None and response_grammar(request.response_format) is not None:
+        raise InvalidRequestError(
+            "a forced tool call and a JSON response_format cannot both hold the reply", param="tool_choice"
+        )
+    grammar = tool_call_grammar(
+        forced, route.tool_format, parallel=request.parallel_tool_calls and choice == "required"
+    )
+    return tools, grammar
+
+
 def _flatten(content: str | list[dict]) -> str:
     if isinstance(content, str):
         return content
@@ -124,14 +199,12 @@ def _within_model_bounds(request: ChatCompletionRequest, route: Route, chat: lis
 def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
     images: list[ImageRef] = []
-    chat = [
-        {"role": "system" if message.role == "developer" else message.role, "content": _parts(index, message, images)}
-        for index, message in enumerate(request.messages)
-    ]
+    chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
     route = _pick_route(request.model, routes, images)
     if route.kind != "vision":
-        chat = [{"role": message["role"], "content": _flatten(message["content"])} for message in chat]
+        chat = [{**message, "content": _flatten(message["content"])} for message in chat]
     _within_model_bounds(request, route, chat)
+    tools, forced_call = _tools(request, route)
     if chat[-1]["role"] == "assistant":
         raise InvalidRequestError(
             "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
@@ -157,5 +230,6 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         stop=stop,
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
-        grammar=response_grammar(request.response_format),
+        grammar=forced_call or response_grammar(request.response_format),
+        tools=tools,
     )

@@ -49,7 +49,7 @@ class ChatService:
         routes = []
         for kind, engine in self.engines.items():
             ready = engine.ready
-            bounds = (ready.vocab_size, ready.context_length, ready.longest_token_chars) if ready else ()
+            bounds = (ready.vocab_size, ready.context_length, ready.longest_token_chars, ready.tool_format) if ready else ()
             routes.append(Route(kind, engine.name, engine.spec.path, *bounds))
         return routes
 
@@ -60,7 +60,8 @@ class ChatService:
         engine = pool.admit(affinity=_affinity(job))
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
-            counted = await engine.count(job.messages, len(job.images), self.guard.sizes_to_count(pool.kind, decoded))
+            sizes = self.guard.sizes_to_count(pool.kind, decoded)
+            counted = await engine.count(job.messages, len(job.images), sizes, job.tools)
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
@@ -76,6 +77,7 @@ class ChatService:
             stop=job.stop,
             processor_kwargs=planned.processor_kwargs,
             grammar=job.grammar,
+            tools=job.tools,
         )
 
         released = False

@@ -7,17 +7,41 @@ import time
 import uuid
 import weakref
 
+import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from ..engines import messages
 from ..errors import ClientDisconnectedError
 from ..normalize import normalize
-from ..protocol.openai import ChatCompletion, ChatMessage, Choice, decode_chat_request
+from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ToolCall, decode_chat_request
 from ..serving import ChatService, Prepared
 from ..streaming import sse_chunks, usage_of
 
 __all__ = ["ChatController"]
+
+
+class Reply:
+    """A whole reply gathered from the engine's events: answer, thinking, tool calls."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+
+    def add(self, event: messages.Delta | messages.Finished) -> None:
+        self.content.append(event.text)
+        self.reasoning.append(event.reasoning)
+        self.tool_calls += [msgspec.convert(call, ToolCall) for call in event.tool_calls]
+
+    def message(self) -> ChatMessage:
+        content = "".join(self.content)
+        return ChatMessage(
+            role="assistant",
+            content=content or (None if self.tool_calls else ""),  # OpenAI's null beside tool calls
+            tool_calls=self.tool_calls or None,
+            reasoning_content="".join(self.reasoning) or None,
+        )
 
 
 async def _until_disconnect(request: Request) -> None:
@@ -83,11 +107,11 @@ class ChatController(Controller):
         self, request: Request, prepared: Prepared, events, completion_id: str, created: int
     ) -> ChatCompletion:
         async def collect():
-            parts: list[str] = []
+            reply = Reply()
             async for event in events:
-                parts.append(event.text)
+                reply.add(event)
                 if isinstance(event, messages.Finished):
-                    return "".join(parts), event
+                    return reply, event
             raise RuntimeError("the engine ended the request without finishing it")
 
         work = asyncio.create_task(collect())
@@ -102,16 +126,12 @@ class ChatController(Controller):
             await asyncio.gather(watcher, work, return_exceptions=True)
         if left:
             raise ClientDisconnectedError("the client closed the connection before the answer was ready")
-        text, finished = await work
+        reply, finished = await work
         return ChatCompletion(
             id=completion_id,
             created=created,
             model=prepared.engine.name,
-            choices=[
-                Choice(
-                    index=0, message=ChatMessage(role="assistant", content=text), finish_reason=finished.finish_reason
-                )
-            ],
+            choices=[Choice(index=0, message=reply.message(), finish_reason=finished.finish_reason)],
             usage=usage_of(finished),
             mmserve=prepared.report,
         )

@@ -30,6 +30,7 @@ __all__ = [
     "make_sampler",
     "memory_stats",
     "quiet_transformers",
+    "reply_parts",
     "restore_random_state",
     "vocab_size",
     "warm_up",
@@ -104,6 +105,16 @@ class Admitted:
     uid: int
     prompt_tokens: int
     cached_tokens: int = 0
+    parts: object = None  # replies.ReplyParts where the reply is split (thinking, tool calls)
+
+
+def reply_parts(tokenizer, tools: list[dict] | None, prompt: list[int]):
+    """How a reply is split into answer, thinking and tool calls; None: it is all answer."""
+    from .replies import ReplyParts, prompt_opens_thinking
+
+    if not ReplyParts.wanted(tokenizer, tools):
+        return None
+    return ReplyParts(tokenizer, tools=tools, thinking=prompt_opens_thinking(tokenizer, prompt))
 
 
 def make_sampler(sampling: messages.Sampling):
@@ -254,7 +265,8 @@ def _grow(leaf, keys_like: mx.array, values_like: mx.array, tokens: int, chunk: 
     parts = [chunk] * ((tokens - 1) // chunk) + ([(tokens - 1) % chunk] if (tokens - 1) % chunk else []) + [1]
     for n in parts:
         leaf.update_and_fetch(
-            mx.zeros((1, heads, n, key_dim), keys_like.dtype), mx.zeros((1, value_heads, n, value_dim), values_like.dtype)
+            mx.zeros((1, heads, n, key_dim), keys_like.dtype),
+            mx.zeros((1, value_heads, n, value_dim), values_like.dtype),
         )
         mx.eval(leaf.keys, leaf.values)
     return leaf.nbytes

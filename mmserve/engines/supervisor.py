@@ -209,9 +209,11 @@ class EngineClient:
             raise EngineUnavailableError(f"the {self.kind} engine stopped while answering", retry_after=2)
         return reply
 
-    async def count(self, chat: list[dict], n_images: int, sizes: list[tuple[int, int]] = ()) -> messages.Counted:
-        """The prompt's text tokens, and the processor's counts for images of ``sizes``."""
-        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images, list(sizes)))
+    async def count(
+        self, chat: list[dict], n_images: int, sizes: list[tuple[int, int]] = (), tools: list[dict] | None = None
+    ) -> messages.Counted:
+        """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
+        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools))
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(
                 f"the messages cannot be rendered for this model: {reply.message}", param="messages"

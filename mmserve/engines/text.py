@@ -40,6 +40,7 @@ from .common import (
     make_logits,
     make_sampler,
     quiet_transformers,
+    reply_parts,
     vocab_size,
     warm_up,
     weights_bytes,
@@ -363,6 +364,7 @@ class TextEngine:
         self.kv_layout = kv_layout(self.model)
         self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         self.eos_token_ids = set(self.tokenizer.eos_token_ids)
+        self.replies_tokenizer = self.tokenizer  # mlx-lm's wrapper: thinking and tool-call markers
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer._tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
@@ -384,11 +386,11 @@ class TextEngine:
             batchable=self.batch_fault is None,
         )
 
-    def encode(self, chat: list[dict]) -> list[int]:
-        return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+    def encode(self, chat: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return self.tokenizer.apply_chat_template(chat, tools=tools, add_generation_prompt=True)
 
-    def count(self, chat: list[dict], n_images: int) -> int:
-        return len(self.encode(chat))
+    def count(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> int:
+        return len(self.encode(chat, tools))
 
     def detokenizer(self):
         return self.tokenizer.detokenizer
@@ -410,7 +412,7 @@ class TextEngine:
     def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int], list]:
         """Thread-safe per-request work: the templated prompt's tokens, and its logits
         processors (a grammar's matcher is compiled here, off the decode loop)."""
-        return request, self.encode(request.messages), make_logits(request, self.grammar_tokenizer)
+        return request, self.encode(request.messages, request.tools), make_logits(request, self.grammar_tokenizer)
 
     def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
         request, prompt, processors = prepared
@@ -418,7 +420,8 @@ class TextEngine:
         uid = next(self._uids)
         sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
-        return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
+        parts = reply_parts(self.replies_tokenizer, request.tools, prompt)
+        return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts)
 
     def remove(self, uid: int) -> None:
         self.lane.remove(uid)

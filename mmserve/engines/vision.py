@@ -49,6 +49,7 @@ from .common import (
     make_logits,
     make_sampler,
     quiet_transformers,
+    reply_parts,
     vocab_size,
     warm_up,
     weights_bytes,
@@ -354,6 +355,7 @@ class VisionEngine:
         )
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
+        self.replies_tokenizer = self.streaming  # mlx-lm's wrapper: thinking and tool-call markers
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
@@ -390,11 +392,12 @@ class VisionEngine:
             apc_manager=self.prefix_cache,
         )
 
-    def prompt(self, chat: list[dict], n_images: int) -> str:
-        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images)
+    def prompt(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> str:
+        offered = {"tools": tools} if tools else {}
+        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **offered)
 
-    def count(self, chat: list[dict], n_images: int) -> int:
-        ids = self.tokenizer.encode(self.prompt(chat, n_images), add_special_tokens=self.add_special_tokens)
+    def count(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> int:
+        ids = self.tokenizer.encode(self.prompt(chat, n_images, tools), add_special_tokens=self.add_special_tokens)
         return sum(1 for token in ids if token != self.image_token_id)
 
     def detokenizer(self):
@@ -413,7 +416,7 @@ class VisionEngine:
         inputs = prepare_inputs(
             self.processor,
             images=images or None,
-            prompts=self.prompt(request.messages, len(images)),
+            prompts=self.prompt(request.messages, len(images), request.tools),
             image_token_index=self.image_token_id,
             add_special_tokens=self.add_special_tokens,
             **request.processor_kwargs,
@@ -469,7 +472,12 @@ class VisionEngine:
             prompt_kwargs=[prompt_kwargs],
             logits_processors=[processors or None],
         )
-        return Admitted(uid=uid, prompt_tokens=len(tokens), cached_tokens=self._cached_prefix(tokens, prompt_kwargs))
+        return Admitted(
+            uid=uid,
+            prompt_tokens=len(tokens),
+            cached_tokens=self._cached_prefix(tokens, prompt_kwargs),
+            parts=reply_parts(self.replies_tokenizer, request.tools, tokens),
+        )
 
     def _cached_prefix(self, tokens: list[int], prompt_kwargs: dict) -> int:
         """Prompt tokens the prefix cache holds for this prompt: what the batch will not prefill."""

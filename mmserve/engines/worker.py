@@ -131,6 +131,7 @@ class Running:
     uid: int
     prompt_tokens: int
     assembler: TextAssembler
+    parts: object = None  # replies.ReplyParts: the reply split into answer, thinking and tool calls
     completion_tokens: int = 0
     cached_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for Finished
@@ -168,7 +169,7 @@ class Worker:
     def _count(self, message: messages.Count) -> None:
         """On a counter thread: the prompt's text tokens and the processor's counts for images."""
         try:
-            tokens = self.engine.count(message.messages, message.n_images)
+            tokens = self.engine.count(message.messages, message.n_images, message.tools)
             images = self.engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
             self.channel.send(messages.Counted(message.id, tokens, images))
         except Exception as exc:  # a template that rejects these messages
@@ -245,6 +246,7 @@ class Worker:
             prompt_tokens=admitted.prompt_tokens,
             cached_tokens=admitted.cached_tokens,
             assembler=TextAssembler(self.engine.detokenizer(), list(request.stop)),
+            parts=admitted.parts,
             admitted=time.monotonic(),
         )
         if prepared.received:
@@ -279,8 +281,12 @@ class Worker:
             if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
                 run.completion_tokens += 1
                 text = run.assembler.add(token)
-                if text:
+                if text and run.parts is None:
                     self.channel.send(messages.Delta(run.id, text, run.completion_tokens))
+                elif text:
+                    content, reasoning, calls = run.parts.add(text)
+                    if content or reasoning or calls:
+                        self.channel.send(messages.Delta(run.id, content, run.completion_tokens, reasoning, calls))
             if run.assembler.stopped:
                 if finish_reason is None:
                     self.engine.remove(uid)
@@ -290,6 +296,13 @@ class Worker:
 
     def _finish(self, run: Running, reason: str) -> None:
         tail = run.assembler.finish() if reason != "cancelled" else ""
+        reasoning, calls = "", []
+        if run.parts is not None and reason != "cancelled":
+            tail, reasoning, calls = run.parts.add(tail)
+            more = run.parts.finish(reason)
+            tail, reasoning, calls = tail + more[0], reasoning + more[1], calls + more[2]
+            if reason == "stop" and run.parts.called:
+                reason = "tool_calls"
         if run.first_token:
             run.timings["prefill_ms"] = _ms(run.first_token - run.admitted)  # admitted to the first token
             run.timings["decode_ms"] = _ms(time.monotonic() - run.first_token)
@@ -300,6 +313,8 @@ class Worker:
                 prompt_tokens=run.prompt_tokens,
                 completion_tokens=run.completion_tokens,
                 text=tail,
+                reasoning=reasoning,
+                tool_calls=calls,
                 cached_tokens=run.cached_tokens,
                 timings=run.timings,
             )
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         import mlx.core as mx
 
         from .common import backend as current_backend
+        from .replies import tool_format
 
         backend = current_backend()
         memory_limit = set_memory_limits(backend, args.memory_limit)
@@ -414,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             kv_bytes_per_token=engine.kv_bytes_per_token,
             vocab_size=engine.vocab_size,
             longest_token_chars=engine.longest_token_chars,
+            tool_format=tool_format(engine.replies_tokenizer, engine.grammar_tokenizer),
             kv_layout=layout.as_dict() if (layout := getattr(engine, "kv_layout", None)) is not None else None,
             batch_fault=getattr(engine, "batch_fault", None),
             vision=vision,

@@ -24,12 +24,16 @@ __all__ = [
     "ChunkChoice",
     "PromptTokensDetails",
     "DeltaMessage",
+    "FunctionDelta",
     "ImagePart",
     "ImageURL",
     "JSONObjectFormat",
     "JSONSchemaFormat",
     "Message",
     "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
     "decode_chat_request",
 ]
@@ -43,6 +47,7 @@ MAX_CONTENT_PARTS = 1_000  # per message
 MAX_STOP_SEQUENCES = 16
 MAX_STOP_CHARS = 1_024  # per stop sequence
 MAX_NAME_CHARS = 256  # model, message name, user
+MAX_TOOLS = 128  # tools offered, tool calls in one assistant turn
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # a 64-bit signed integer, as vLLM takes it
 
 
@@ -66,10 +71,50 @@ Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
 StopSequence = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
 
 
+FunctionName = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")]
+
+
+class FunctionCall(Struct, forbid_unknown_fields=False):
+    name: FunctionName
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(Struct, forbid_unknown_fields=False):
+    id: Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
 class Message(Struct, forbid_unknown_fields=False):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | Annotated[list[ContentPart], Meta(max_length=MAX_CONTENT_PARTS)] | None = None
     name: Name | None = None
+    tool_calls: Annotated[list[ToolCall], Meta(max_length=MAX_TOOLS)] | None = None  # assistant turns
+    tool_call_id: Annotated[str, Meta(max_length=MAX_NAME_CHARS)] | None = None  # tool turns
+
+
+class Function(Struct, forbid_unknown_fields=False):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema; absent: no arguments
+    strict: bool | None = None
+
+
+class Tool(Struct, forbid_unknown_fields=False):
+    function: Function
+    type: Literal["function"] = "function"
+
+
+class NamedFunction(Struct, forbid_unknown_fields=False):
+    name: FunctionName
+
+
+class NamedToolChoice(Struct, forbid_unknown_fields=False):
+    function: NamedFunction
+    type: Literal["function"] = "function"
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
 class JSONSchema(Struct, forbid_unknown_fields=False):
@@ -123,7 +168,9 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     # Features that are not served: accepted when empty or off, refused below when asked for.
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    tools: list[Any] | None = None
+    tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
     functions: list[Any] | None = None
     response_format: ResponseFormat | None = None
     user: Name | None = None
@@ -157,7 +204,7 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
             message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
     # Refused rather than ignored: a client asking for these would otherwise get plain text or null.
-    for param in ("logprobs", "top_logprobs", "tools", "functions"):
+    for param in ("logprobs", "top_logprobs", "functions"):
         if getattr(request, param):
             raise InvalidRequestError(f"{param} are not supported", param=param, code="unsupported_parameter")
     return request
@@ -177,9 +224,11 @@ class Usage(Struct):
     prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
 
 
-class ChatMessage(Struct):
+class ChatMessage(Struct, omit_defaults=True):
     role: str
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = None
 
 
 class Choice(Struct):
@@ -200,9 +249,23 @@ class ChatCompletion(Struct, kw_only=True, omit_defaults=True, tag_field="object
     mmserve: dict[str, Any] | None = None
 
 
+class FunctionDelta(Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(Struct, omit_defaults=True):
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionDelta | None = None
+
+
 class DeltaMessage(Struct, omit_defaults=True):
     role: str | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(Struct):
