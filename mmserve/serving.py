@@ -44,6 +44,8 @@ class ChatService:
         self.guard = guard
         self.media = media
         self.request_timeout_s = request_timeout_s
+        # Engines not started yet, by kind: what is happening instead (finding or downloading the model).
+        self.loading: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
         return [Route(kind, engine.name, engine.spec.path) for kind, engine in self.engines.items()]

@@ -162,7 +162,9 @@ class EngineClient:
                     self.state, self.reason = "ready", "ready"
                     log.info("worker ready", engine=self.kind, pid=message.pid, model=message.model)
                 elif isinstance(message, messages.LoadFailed):
-                    self.reason = message.message
+                    self.reason = " ".join(message.message.split())  # one line
+                    if message.traceback:
+                        log.debug("worker load traceback", engine=self.kind, traceback=message.traceback)
                 else:
                     queue = self._queues.get(getattr(message, "id", ""))
                     if queue is not None:

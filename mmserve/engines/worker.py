@@ -378,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             calibration=calibration,
         )
     except Exception as exc:
-        if not isinstance(exc, UnservedFamilyError):  # a refusal says all there is to say
-            traceback.print_exc(file=sys.stderr)
-        channel.send(messages.LoadFailed(_short(exc)))
+        # The server logs the traceback at debug; a refusal says all there is to say.
+        detail = "" if isinstance(exc, UnservedFamilyError) else traceback.format_exc()
+        channel.send(messages.LoadFailed(_short(exc), traceback=detail))
         return 1
     worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))
     channel.start_reader(worker.on_message)
