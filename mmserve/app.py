@@ -28,13 +28,13 @@ from . import __version__
 from .api.chat import ChatController
 from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
+from .banner import render_banner, startup_report
 from .config import Settings
 from .engines.supervisor import EnginePool, WorkerSpec
 from .errors import AuthenticationError, InternalError, MMServeError, PayloadTooLargeError
 from .guard import MemoryGuard
 from .media import MediaLoader, MediaPolicy
 from .metrics import Metrics
-from .banner import render_banner, startup_report
 from .models import ModelResolutionError, resolve_model
 from .serving import ChatService
 

@@ -13,7 +13,7 @@ import msgspec
 
 from . import __version__
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "setting_overrides"]
 
 DEMO_DIR = Path(os.environ.get("MMSERVE_DEMO_DIR", Path.home() / ".cache" / "mmserve" / "demo"))
 
@@ -144,13 +144,32 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(args: argparse.Namespace) -> int:
-    from .config import SettingsError, load_settings
-
+def setting_overrides(args: argparse.Namespace) -> dict:
+    """The settings given as flags to ``serve`` (None where a flag was not given)."""
     overrides = {key: value for key, value in vars(args).items() if key not in ("command", "config", "demo")}
     for key in ("cors_origins", "allow_media_hosts"):
         if overrides.get(key):
             overrides[key] = tuple(overrides[key])
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .clients import caption, ocr
+
+    parser = _Parser(prog="mmserve", description="OpenAI-compatible multimodal server for MLX")
+    parser.add_argument("--version", action="version", version=f"mmserve {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _synth_parser(sub)
+    caption.add_arguments(sub.add_parser("caption", help="caption a folder of images through a server (resumable)"))
+    ocr.add_arguments(sub.add_parser("ocr", help="transcribe document pages through a server (resumable)"))
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .config import SettingsError, load_settings
+
+    overrides = setting_overrides(args)
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
@@ -256,14 +275,7 @@ def synth(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .clients import caption, ocr
 
-    parser = _Parser(prog="mmserve", description="OpenAI-compatible multimodal server for MLX")
-    parser.add_argument("--version", action="version", version=f"mmserve {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
-    _synth_parser(sub)
-    caption.add_arguments(sub.add_parser("caption", help="caption a folder of images through a server (resumable)"))
-    ocr.add_arguments(sub.add_parser("ocr", help="transcribe document pages through a server (resumable)"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return {"serve": serve, "synth": synth, "caption": caption.run, "ocr": ocr.run}[args.command](args)
 
 

@@ -128,7 +128,8 @@ OPTIONS: dict[str, Option] = {
     "cors_origins": Option("HTTP", "allow this origin by CORS (repeatable)", "ORIGIN"),
     "max_body_bytes": Option("HTTP", "larger request bodies get 413", "BYTES"),
     "memory_budget": Option(
-        "memory guard", "memory the server may use: 600MB, 12GiB, 70% or a fraction like 0.7 (default: from the tier)",
+        "memory guard",
+        "memory the server may use: 600MB, 12GiB, 70% or a fraction like 0.7 (default: from the tier)",
         "SIZE",
     ),
     "no_guard": Option("memory guard", "measure only: do not resize images or clamp max_tokens for memory"),

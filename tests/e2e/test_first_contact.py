@@ -1,0 +1,158 @@
+"""What an operator sees first: start-up failures, the banner, the ready and stopped lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Server, free_port, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+def _serve(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mmserve.cli", "serve", *args],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "MMSERVE_LOG_JSON": "true", "HF_HUB_OFFLINE": "1", **(env or {})},
+    )  # fmt: skip
+
+
+def _plain_lines(stderr: str) -> list[str]:
+    """Lines on stderr that are not JSON log events."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def bad_toml(tmp_path) -> Path:
+    path = tmp_path / "mmserve.toml"
+    path.write_text("max_image_sid = 100\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "says"),
+    [
+        ("flag", 2, "argument --port: invalid int value: 'abc'"),
+        ("env", 2, "MMSERVE_MAX_IMAGE_SIDE: 'abc' is not valid"),
+        ("toml", 2, "mmserve.toml: max_image_sid: unknown setting"),
+        ("budget", 2, "--memory-budget: memory budget '12XB' has an unknown unit"),
+        ("offline-repo", 3, "model 'mmserve-test/no-such-model' is not in the Hugging Face cache"),
+        ("no-directory", 3, "is not a model directory"),
+        ("port-taken", 4, "cannot listen on 127.0.0.1:"),
+    ],
+)
+def test_a_startup_failure_is_one_line_with_an_exit_code(case, code, says, models, bad_toml, tmp_path):
+    """Each start-up failure exits with its documented code, says what and what to do in at
+    most three plain lines, and prints no traceback."""
+    text = str(models / "text")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    args, env = {
+        "flag": (["--text-model", text, "--port", "abc"], None),
+        "env": (["--text-model", text], {"MMSERVE_MAX_IMAGE_SIDE": "abc"}),
+        "toml": (["--text-model", text, "--config", str(bad_toml)], None),
+        "budget": (["--text-model", text, "--memory-budget", "12XB"], None),
+        "offline-repo": (["--text-model", "mmserve-test/no-such-model", "--port", "0"], None),
+        "no-directory": (["--text-model", str(tmp_path / "nowhere"), "--port", "0"], None),
+        "port-taken": (["--text-model", text, "--port", str(taken.getsockname()[1])], None),
+    }[case]
+    try:
+        result = _serve(*args, env=env)
+    finally:
+        taken.close()
+    assert result.returncode == code
+    plain = _plain_lines(result.stderr)
+    assert 1 <= len(plain) <= 3 and says in plain[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_version():
+    """`mmserve serve --version` prints the version."""
+    from mmserve import __version__
+
+    result = subprocess.run([sys.executable, "-m", "mmserve.cli", "serve", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"mmserve {__version__}"
+
+
+@pytest.fixture(scope="module")
+def started(models, tmp_path_factory):
+    """A server started here, with /health asked as soon as the port opens."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("first-contact") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MMSERVE_LOG_JSON": "true"}
+    cmd = [sys.executable, "-m", "mmserve.cli", "serve", "--port", str(port), "--text-model", str(models / "text"),
+           "--vision-model", str(models / "vision")]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    early = None
+    try:
+        while early is None and process.poll() is None:
+            try:
+                early = (httpx.get(server.base_url + "/health").status_code, httpx.get(server.base_url + "/ready"))
+            except httpx.TransportError:
+                pass
+        server.wait_ready()
+        yield server, early
+    finally:
+        stop_server(server)
+
+
+def test_health_answers_while_the_models_load(started):
+    """The port opens at once: /health is 200 while /ready is 503 and says what is loading."""
+    _, (health, ready) = started
+    assert health == 200
+    assert ready.status_code == 503
+    assert {engine["state"] for engine in ready.json()["engines"].values()} <= {"finding", "starting", "ready"}
+
+
+def test_banner_says_what_is_served_and_the_budget_admin_status_reports(started, models):
+    """One `started` event names the URL, each model with its source, family and weights, the
+    device, tier and image side, and the budget /admin/status reports; then `ready` with the time."""
+    server, _ = started
+    events = _events(server.log())
+    banner = next(e for e in events if e["event"] == "started")
+    status = server.status()["guard"]
+    assert banner["url"] == server.base_url
+    assert banner["budget_bytes"] == status["budget_bytes"]
+    assert (banner["tier"], banner["max_image_side"]) == (status["tier"], status["max_image_side"])
+    by_engine = {model["engine"]: model for model in banner["models"]}
+    assert by_engine["text"]["source"] == str(models / "text") and by_engine["text"]["family"] == "qwen2"
+    assert by_engine["vision"]["family"] == "qwen2_5_vl" and by_engine["vision"]["weights_bytes"] > 0
+    assert all(model["demo"] for model in banner["models"])  # synthesized: random weights
+    assert banner["backend"] in ("cpu", "cuda", "metal")
+    ready = next(e for e in events if e["event"] == "ready")
+    assert ready["took_s"] > 0 and events.index(ready) > events.index(banner)
+
+
+def test_probes_are_not_logged_at_info(started):
+    """/health and /ready probes leave no request line at info; a chat request does."""
+    server, _ = started
+    for _ in range(3):
+        httpx.get(server.base_url + "/ready")
+    httpx.get(server.base_url + "/v1/models")
+    requests = [e for e in _events(server.log()) if e["event"] == "request"]
+    assert not [e for e in requests if e["path"] in ("/health", "/ready")]
+    assert any(e["path"] == "/v1/models" for e in requests)
+
+
+def test_shutdown_is_logged(started):
+    """SIGTERM ends the server with a `stopped` line."""
+    server, _ = started
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(60)
+    assert any(e["event"] == "stopped" for e in _events(server.log()))
