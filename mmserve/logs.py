@@ -42,6 +42,7 @@ class _ConsoleRenderer:
 
 def _request_line(fields: dict) -> dict:
     fields = dict(fields)
+    fields.pop("event")
     head = f"{fields.pop('method')} {fields.pop('path', '')} {fields.pop('status', '-')}"
     if "prompt_tokens" in fields or "completion_tokens" in fields:
         fields["tokens"] = f"{fields.pop('prompt_tokens', 0)}+{fields.pop('completion_tokens', 0)}"

@@ -40,7 +40,11 @@ class ChatController(Controller):
         chat_request = decode_chat_request(await request.body())
         job = normalize(chat_request, chat_service.routes())
         prepared = await chat_service.prepare(job, log)
-        headers = {"X-MMServe-Route": job.route.kind, "X-MMServe-Resized": str(prepared.report.get("resized_count", 0))}
+        headers = {
+            "X-MMServe-Route": job.route.kind,
+            "X-MMServe-Resized": str(prepared.report.get("resized_count", 0)),  # shrunk for memory or side
+            "X-MMServe-Snapped": str(prepared.report.get("snapped_count", 0)),  # only rounded to the grid
+        }
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         events = chat_service.events(prepared)

@@ -150,6 +150,31 @@ def test_probes_are_not_logged_at_info(started):
     assert any(e["path"] == "/v1/models" for e in requests)
 
 
+def _chat_image(server: Server, width: int, height: int) -> httpx.Response:
+    from tests.e2e.test_openai_sdk import image_message, png_data_uri
+
+    body = {"messages": image_message(png_data_uri(width, height)), "max_tokens": 2}
+    return httpx.post(server.base_url + "/v1/chat/completions", json=body, timeout=60)
+
+
+def test_snapping_to_the_grid_is_reported_apart_from_shrinking(started):
+    """A 320x200 image rounded to the grid (308x196) is snapped, not resized, in the headers,
+    the mmserve object, the request log line and the metrics; a 2000x1500 one is resized."""
+    server, _ = started
+    snapped, shrunk = _chat_image(server, 320, 200), _chat_image(server, 2000, 1500)
+    assert (snapped.headers["x-mmserve-resized"], snapped.headers["x-mmserve-snapped"]) == ("0", "1")
+    report = snapped.json()["mmserve"]
+    assert (report["resized_count"], report["snapped_count"]) == (0, 1) and report["images"][0]["snapped"]
+    assert (shrunk.headers["x-mmserve-resized"], shrunk.headers["x-mmserve-snapped"]) == ("1", "0")
+    assert shrunk.json()["mmserve"]["images"][0]["shrunk"]
+    line = next(e for e in _events(server.log()) if e.get("request_id") == snapped.headers["x-request-id"])
+    assert line["image_sizes"] == ["320x200>308x196"] and line["snapped"] == 1 and line["planned_bytes"] > 0
+    metrics = httpx.get(server.base_url + "/metrics").text
+    assert 'mmserve_guard_decisions_total{decision="snapped"} 1.0' in metrics
+    assert 'mmserve_guard_decisions_total{decision="resized"} 1.0' in metrics
+    assert "_created" not in metrics
+
+
 def test_shutdown_is_logged(started):
     """SIGTERM ends the server with a `stopped` line."""
     server, _ = started
