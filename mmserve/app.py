@@ -22,7 +22,6 @@ from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
 from . import __version__
 from .api.chat import ChatController
@@ -36,6 +35,7 @@ from .guard import MemoryGuard
 from .media import MediaLoader, MediaPolicy
 from .metrics import Metrics
 from .models import ModelResolutionError, resolve_model
+from .openapi import asset_routers, complete_document, openapi_config
 from .serving import ChatService
 
 __all__ = ["create_app"]
@@ -267,7 +267,14 @@ def create_app(settings: Settings) -> Litestar:
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[ChatController, ModelsController, HealthController, AdminController, MetricsController],
+        route_handlers=[
+            ChatController,
+            ModelsController,
+            HealthController,
+            AdminController,
+            MetricsController,
+            *asset_routers(),
+        ],
         dependencies={
             "chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
@@ -277,10 +284,11 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[_request_middleware(settings.api_key, metrics)],
         cors_config=cors,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="mmserve", version=__version__, path="/docs"),
+        openapi_config=openapi_config(__version__),
         logging_config=None,
         debug=False,
     )
+    complete_document(app)
     app.state.failed = None  # why the server stopped itself, the hint for the operator and the exit code
     app.state.failed_hint = None
     app.state.exit_code = 0

@@ -175,6 +175,45 @@ def test_snapping_to_the_grid_is_reported_apart_from_shrinking(started):
     assert "_created" not in metrics
 
 
+def test_docs_load_every_asset_from_the_server_itself(started):
+    """/docs, /docs/swagger and /docs/redoc reference no outside URL, and each script, style
+    and icon they name is served locally, so the docs work offline."""
+    import re
+
+    server, _ = started
+    for page in ("/docs", "/docs/swagger", "/docs/redoc"):
+        html = httpx.get(server.base_url + page).text
+        assert not re.search(r"https?://", html.split("<script type='text/javascript'>")[0]), page
+        assets = re.findall(r"(?:src|href)=[\"'](/docs/assets/[^\"']+)", html)
+        assert assets, page
+        for asset in assets:
+            response = httpx.get(server.base_url + asset)
+            assert response.status_code == 200 and len(response.content) > 100, asset
+
+
+def test_openapi_describes_every_route_with_schemas_examples_and_errors(started):
+    """The OpenAPI document gives the chat request and response schemas, examples and the
+    error envelope, and a response schema for every other route."""
+    server, _ = started
+    document = httpx.get(server.base_url + "/docs/openapi.json").json()
+    components = document["components"]["schemas"]
+    chat = document["paths"]["/v1/chat/completions"]["post"]
+    body = chat["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("/ChatCompletionRequest") and {"text", "image"} <= set(body["examples"])
+    assert "messages" in components["ChatCompletionRequest"]["properties"]
+    ok = chat["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"]["$ref"].endswith("/ChatCompletion") and "text/event-stream" in ok
+    for status in ("400", "413", "503"):
+        error = chat["responses"][status]["content"]["application/json"]
+        assert error["schema"]["$ref"].endswith("/ErrorEnvelope") and "error" in error["example"]
+    assert components["ChatCompletion"]["properties"]["mmserve"]["$ref"].endswith("/MMServeReport")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                for media, content in response.get("content", {}).items():
+                    assert content["schema"], f"{method} {path} {status} {media}"
+
+
 def test_shutdown_is_logged(started):
     """SIGTERM ends the server with a `stopped` line."""
     server, _ = started
