@@ -12,7 +12,16 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["WORKER_LOG_FORMAT", "configure_logging", "log_format"]
+
+# Tells a worker process how the server logs, so that its tracebacks match (JSON or text).
+WORKER_LOG_FORMAT = "MMSERVE_WORKER_LOG_FORMAT"
+_format = "console"
+
+
+def log_format() -> str:
+    """``json`` or ``console``: what ``configure_logging`` chose last."""
+    return _format
 
 # Console request lines lead with these, in this order: what was asked, how it went, where, how long.
 _REQUEST_LEAD = ("route", "model", "tokens", "total_ms")
@@ -52,8 +61,10 @@ def _request_line(fields: dict) -> dict:
 
 def configure_logging(level: str = "info", json: bool | None = None) -> None:
     """JSON lines when stderr is not a terminal (or ``json=True``), readable console lines otherwise."""
+    global _format
     if json is None:
         json = not sys.stderr.isatty()
+    _format = "json" if json else "console"
     numeric = logging.getLevelNamesMapping()[level.upper()]
     renderer = structlog.processors.JSONRenderer() if json else _ConsoleRenderer()
     shared = [

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from ..engines import messages
+from ..errors import EngineUnavailableError
 from ..normalize import normalize
 from ..protocol.openai import ChatCompletion, ChatMessage, Choice, decode_chat_request
 from ..serving import ChatService, Prepared
@@ -38,6 +39,9 @@ class ChatController(Controller):
     async def create(self, request: Request, chat_service: ChatService) -> Response:
         log = request.state.setdefault("log", {})
         chat_request = decode_chat_request(await request.body())
+        if chat_service.loading:  # the port opens before the models are found: 503 with Retry-After, not a 404
+            doing = "; ".join(chat_service.loading.values())
+            raise EngineUnavailableError(f"the server is starting: {doing}", retry_after=5)
         job = normalize(chat_request, chat_service.routes())
         prepared = await chat_service.prepare(job, log)
         headers = {

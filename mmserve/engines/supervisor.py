@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from ..errors import EngineUnavailableError, InternalError, InvalidRequestError, MMServeError, OverloadedError
+from ..logs import WORKER_LOG_FORMAT, log_format
 from . import messages
 
 __all__ = ["EngineClient", "EnginePool", "WorkerSpec", "worker_environment"]
@@ -144,7 +145,7 @@ class EngineClient:
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=sys.stderr,
-                env=worker_environment(spec.engine, os.environ),
+                env={**worker_environment(spec.engine, os.environ), WORKER_LOG_FORMAT: log_format()},
             )
         finally:
             child.close()

@@ -199,7 +199,7 @@ class Worker:
                 raise prepared.result
             admitted = self.engine.insert(prepared.result)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            _log_exception("request failed in the worker", request_id=request.id)
             self.channel.send(messages.Failed(id=request.id, message=_short(exc), status=500))
             return
         run = Running(
@@ -224,7 +224,7 @@ class Worker:
             events = self.engine.step()
         except Exception as exc:
             # A failed step poisons the whole batch: end every request cleanly and start over.
-            traceback.print_exc(file=sys.stderr)
+            _log_exception("batch step failed in the worker; its requests are ended", running=len(self.running))
             for run in list(self.running.values()):
                 self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
                 self._forget(run)
@@ -307,6 +307,20 @@ def _own_stream() -> None:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+def _log_exception(event: str, **fields) -> None:
+    """The current exception on stderr: one JSON line where the server logs JSON, else a traceback."""
+    if os.environ.get("MMSERVE_WORKER_LOG_FORMAT") == "json":
+        import datetime
+        import json
+
+        line = {"event": event, "level": "error", "pid": os.getpid(), **fields, "exception": traceback.format_exc()}
+        line["timestamp"] = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        print(json.dumps(line, default=str), file=sys.stderr, flush=True)
+    else:
+        print(f"mmserve worker {os.getpid()}: {event}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
 
 
 def _short(exc: BaseException) -> str:
