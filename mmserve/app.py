@@ -93,16 +93,22 @@ def _request_middleware(api_key: str | None, metrics: Metrics):
             fields = {"request_id": request_id, "method": scope["method"], "path": scope["path"]}
             scope.setdefault("state", {})["log"] = fields
             started = time.monotonic()
+            logged = False
+
+            def log_request() -> None:
+                nonlocal logged
+                logged = True
+                fields["total_ms"] = round((time.monotonic() - started) * 1000, 1)
+                # Probes and scrapes come every few seconds: shown at debug only.
+                (log.debug if scope["path"] in _PROBE_PATHS else log.info)("request", **fields)
+                metrics.observe_request(fields)
 
             async def send_with_id(message):
                 if message["type"] == "http.response.start":
                     fields["status"] = message["status"]
                     message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                    fields["total_ms"] = round((time.monotonic() - started) * 1000, 1)
-                    # Probes and scrapes come every few seconds: shown at debug only.
-                    (log.debug if scope["path"] in _PROBE_PATHS else log.info)("request", **fields)
-                    metrics.observe_request(fields)
+                    log_request()
                 await send(message)
 
             if api_key is not None and scope["path"] not in _OPEN_PATHS:
@@ -112,7 +118,13 @@ def _request_middleware(api_key: str | None, metrics: Metrics):
                     err = AuthenticationError("a valid API key is required (Authorization: Bearer <key>)")
                     await _send_json(send_with_id, 401, err.envelope())
                     return
-            await app(scope, receive, send_with_id)
+            try:
+                await app(scope, receive, send_with_id)
+            finally:
+                if not logged:  # the client left before the response ended, as a stream it stopped reading
+                    fields["status"] = 499  # nginx's "client closed request"
+                    fields.setdefault("error", "client_disconnected")
+                    log_request()
 
         return handle
 

@@ -113,7 +113,7 @@ class MemoryGuard:
         """Take an engine's memory shape from its Ready message (and the device reading it
         carries), and the number of its workers."""
         ready = engine.ready
-        if ready.backend != "cpu" and not self.settings.memory_budget:
+        if ready.backend != "cpu":  # the device's memory, which a --memory-budget share is of too
             self.reading = guards.reading_from_device_info(ready.backend, ready.device_info)
             self.tier = guards.tier_for(self.reading.total_bytes)
             self.budget_bytes = self._budget()
@@ -227,6 +227,7 @@ class MemoryGuard:
 
         ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
         requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
+        held_when_planned = self.ledger.held_bytes
         try:
             plan = guards.plan_request(
                 text_tokens=text_tokens,
@@ -253,9 +254,10 @@ class MemoryGuard:
             if plan.decision == "queue":
                 self.decisions["queued"] += 1
             if self.settings.no_guard:  # measurement only: nothing is held back
-                release = _nothing
+                release, held_when_admitted = _nothing, held_when_planned
             else:
-                release = (await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)).release
+                reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+                release, held_when_admitted = reservation.release, reservation.held_before
         except guards.PlanError as exc:
             self.decisions["refused"] += 1
             raise _client_error(exc, job) from None
@@ -267,7 +269,11 @@ class MemoryGuard:
             "resized_count": plan.images_shrunk,  # shrunk for the side limit or memory
             "snapped_count": plan.images_snapped,  # only rounded to the model's grid
             "prompt_tokens_planned": plan.prompt_tokens,
-            "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
+            # The peak it was admitted under: after a wait for memory, others hold less than when it was planned.
+            "memory": {
+                "budget_bytes": plan.budget_bytes,
+                "planned_peak_bytes": plan.planned_peak_bytes - held_when_planned + held_when_admitted,
+            },
         }
         if plan.max_tokens_clamped_from is not None:
             report["max_tokens_clamped_from"] = plan.max_tokens_clamped_from

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .engines.messages import Sampling
-from .errors import InvalidRequestError, ModelNotFoundError
+from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from .protocol.openai import ChatCompletionRequest, TextPart
 
 __all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
@@ -20,6 +20,10 @@ class Route:
     kind: str  # "text" | "vision"
     name: str
     path: str
+    # The model's own bounds, once a worker has loaded it (0: not known yet).
+    vocab_size: int = 0
+    context_length: int = 0
+    longest_token_chars: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,35 @@ def _flatten(content: str | list[dict]) -> str:
     return "\n".join(part["text"] for part in content if part["type"] == "text")
 
 
+def _within_model_bounds(request: ChatCompletionRequest, route: Route, chat: list[dict]) -> None:
+    """The bounds that depend on the model, checked in time linear in the request's size.
+
+    A prompt is at least its characters divided by the longest token's, so one that cannot
+    fit the context is refused before it is templated or tokenized (and a prompt of
+    millions of characters costs nothing but reading it)."""
+    if route.vocab_size and request.top_k is not None and request.top_k > route.vocab_size:
+        raise InvalidRequestError(
+            f"top_k is {request.top_k}; the model '{route.name}' has {route.vocab_size} tokens to choose from",
+            param="top_k",
+            code="invalid_value",
+        )
+    if not (route.context_length and route.longest_token_chars):
+        return
+    chars = sum(
+        len(message["content"])
+        if isinstance(message["content"], str)
+        else sum(len(part["text"]) for part in message["content"] if part["type"] == "text")
+        for message in chat
+    )
+    least = -(-chars // route.longest_token_chars)
+    if least > route.context_length:
+        raise ContextLengthError(
+            f"the messages hold {chars} characters, at least {least} tokens for this model (a token is at most "
+            f"{route.longest_token_chars} characters), more than its context of {route.context_length} tokens",
+            param="messages",
+        )
+
+
 def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
     images: list[ImageRef] = []
@@ -96,18 +129,17 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     route = _pick_route(request.model, routes, images)
     if route.kind != "vision":
         chat = [{"role": message["role"], "content": _flatten(message["content"])} for message in chat]
+    _within_model_bounds(request, route, chat)
     if chat[-1]["role"] == "assistant":
         raise InvalidRequestError(
             "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
         )
 
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    if any(not s for s in stop):
-        raise InvalidRequestError("stop sequences must not be empty", param="stop")
     sampling = Sampling(
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
-        top_k=request.top_k or 0,
+        top_k=max(request.top_k or 0, 0),  # -1 (vLLM's spelling) is off too
         min_p=request.min_p or 0.0,
         seed=request.seed,
         repetition_penalty=request.repetition_penalty,

@@ -48,7 +48,12 @@ class ChatService:
         self.loading: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
-        return [Route(kind, engine.name, engine.spec.path) for kind, engine in self.engines.items()]
+        routes = []
+        for kind, engine in self.engines.items():
+            ready = engine.ready
+            bounds = (ready.vocab_size, ready.context_length, ready.longest_token_chars) if ready else ()
+            routes.append(Route(kind, engine.name, engine.spec.path, *bounds))
+        return routes
 
     async def prepare(self, job: Job, log: dict) -> Prepared:
         started = time.monotonic()

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from ..engines import messages
-from ..errors import EngineUnavailableError
+from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..normalize import normalize
 from ..protocol.openai import ChatCompletion, ChatMessage, Choice, decode_chat_request
 from ..serving import ChatService, Prepared
@@ -103,9 +103,12 @@ class ChatController(Controller):
             await asyncio.wait([work, watcher], return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
-            if not work.done():  # the client left: stop generating for it
+            left = not work.done()
+            if left:  # the client left (or the server is stopping): stop generating for it
                 work.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            await asyncio.gather(watcher, work, return_exceptions=True)
+        if left:
+            raise ClientDisconnectedError("the client closed the connection before the answer was ready")
         text, finished = await work
         return ChatCompletion(
             id=completion_id,

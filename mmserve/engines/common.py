@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -24,10 +25,13 @@ __all__ = [
     "context_length",
     "kv_layout",
     "logits_for_kept_positions",
+    "longest_token_chars",
     "make_logits",
     "make_sampler",
     "memory_stats",
     "quiet_transformers",
+    "restore_random_state",
+    "vocab_size",
     "warm_up",
     "weights_bytes",
 ]
@@ -130,8 +134,9 @@ def _sampler(temperature: float, top_p: float, min_p: float, top_k: int, seed: i
     if min_p > 0:
         filters.append(lambda x: apply_min_p(x, min_p))
     if top_k > 0:
-        filters.append(lambda x: apply_top_k(x, top_k))
-    key = [mx.random.key(seed)] if seed is not None else None
+        # A top_k of the whole vocabulary or more keeps every token; mlx-lm's raises for it.
+        filters.append(lambda x: apply_top_k(x, top_k) if top_k < x.shape[-1] else x)
+    key = [mx.random.key(seed % (1 << 64))] if seed is not None else None  # a negative seed as its two's complement
     scale = 1.0 / temperature
 
     def sampler(logprobs: mx.array) -> mx.array:
@@ -143,6 +148,36 @@ def _sampler(temperature: float, top_p: float, min_p: float, top_k: int, seed: i
         return mx.random.categorical(logprobs * scale, key=sub)
 
     return sampler
+
+
+def restore_random_state() -> None:
+    """Give mlx a usable global random state again after a failed step.
+
+    mlx-lm's samplers (``apply_top_k`` and the rest) are compiled with the global random
+    state as an input: one that raises while being traced leaves a placeholder in its place,
+    and every unseeded sample after it fails ("Attempting to eval an array without a
+    primitive") until the process ends. Seeded requests use their own keys and never read
+    it, so a fresh seed loses nothing."""
+    try:
+        mx.eval(mx.random.state)
+    except Exception:
+        mx.random.seed(int.from_bytes(os.urandom(8)))
+
+
+def vocab_size(config: dict, tokenizer) -> int:
+    """The number of logits a step samples from: config.json's ``vocab_size`` (its
+    ``text_config``'s first), else the tokenizer's length."""
+    for source in (config.get("text_config") or {}, config):
+        if isinstance(source.get("vocab_size"), int) and source["vocab_size"] > 0:
+            return source["vocab_size"]
+    return len(tokenizer)
+
+
+def longest_token_chars(tokenizer) -> int:
+    """The most characters of text one token can stand for: the longest entry of the
+    vocabulary, added tokens included. A text of ``n`` characters is at least ``n / longest``
+    tokens, which bounds a prompt against the context before any tokenizer runs."""
+    return max((len(token) for token in tokenizer.get_vocab()), default=0)
 
 
 def make_logits(sampling: messages.Sampling) -> list:

@@ -115,6 +115,8 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     context_length: int
     weights_bytes: int
     kv_bytes_per_token: int  # the most one more token costs (the plain formula's figure)
+    vocab_size: int = 0  # logits per step: the bound of top_k
+    longest_token_chars: int = 0  # the most text one token stands for: prompts are bounded by it before counting
     # What a sequence's cache holds by kind of layer (guards.KVLayout.as_dict); None: the plain formula.
     kv_layout: dict[str, Any] | None = None
     # Why mlx-lm cannot batch this model, which then decodes one request at a time; None: it batches.

@@ -202,6 +202,10 @@ class EngineClient:
         try:
             self._send(message_for(request_id))
             reply = await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            raise EngineUnavailableError(
+                f"the {self.kind} engine did not answer within {timeout:g} s; retry shortly", retry_after=2
+            ) from None
         finally:
             self._queues.pop(request_id, None)
         if reply is _GONE:
@@ -220,7 +224,7 @@ class EngineClient:
     async def stats(self) -> messages.Stats | None:
         try:
             return await self._call(lambda rid: messages.StatsRequest(rid), timeout=5.0)
-        except (MMServeError, TimeoutError):
+        except MMServeError:
             return None
 
     def admit(self) -> None:

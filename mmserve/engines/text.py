@@ -36,9 +36,11 @@ from .common import (
     context_length,
     kv_layout,
     logits_for_kept_positions,
+    longest_token_chars,
     make_logits,
     make_sampler,
     quiet_transformers,
+    vocab_size,
     warm_up,
     weights_bytes,
 )
@@ -354,6 +356,8 @@ class TextEngine:
         self.memory_limit = 0
         self.context_length = context_length(config, model=self.model)
         self.weights_bytes = weights_bytes(self.model)
+        self.vocab_size = vocab_size(config, self.tokenizer)
+        self.longest_token_chars = longest_token_chars(self.tokenizer)
         # What a sequence's cache holds, measured from the model's own caches; the guard plans by it.
         self.kv_layout = kv_layout(self.model)
         self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token

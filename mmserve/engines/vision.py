@@ -45,9 +45,11 @@ from .common import (
     context_length,
     kv_layout,
     logits_for_kept_positions,
+    longest_token_chars,
     make_logits,
     make_sampler,
     quiet_transformers,
+    vocab_size,
     warm_up,
     weights_bytes,
 )
@@ -328,6 +330,8 @@ class VisionEngine:
         self.memory_limit = 0
         self.context_length = context_length(dict(self.checkpoint.config), model=self.model.language_model)
         self.weights_bytes = weights_bytes(self.model)
+        self.vocab_size = vocab_size(dict(self.checkpoint.config), self.tokenizer)
+        self.longest_token_chars = longest_token_chars(self.tokenizer)
         self.text_dtype = _text_dtype(self.model.language_model)
         # What a sequence's cache holds, measured from the language model's own caches.
         self.kv_layout = kv_layout(self.model.language_model)

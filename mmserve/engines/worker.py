@@ -9,7 +9,11 @@ Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vi
   request can join the batch — templating, image preprocessing, the vision encoder —
   so a new image never stalls the sequences already decoding (on mlx's CPU backend
   each op runs on one core: this is what puts the other cores to work);
-- the channel's reader thread answers ``Count`` and ``StatsRequest`` at once.
+- counter threads (each with its own mlx stream) answer ``Count``: templating and
+  tokenizing a prompt, and the processor's counts for images, which take time in
+  proportion to what a client sent;
+- the channel's reader thread answers ``StatsRequest`` and hands everything else on,
+  so it never waits on work that depends on a request's size.
 """
 
 from __future__ import annotations
@@ -36,6 +40,42 @@ DEFAULT_CHECK_SIDE = 1536
 __all__ = ["main"]
 
 
+class StopMatcher:
+    """Finds one stop string in a text given piece by piece, in time linear in the text.
+
+    A Knuth-Morris-Pratt automaton: ``state`` is the length of the longest prefix of the
+    stop string that the text seen so far ends with, so each character costs amortised
+    constant time, however long the stop string and however often the text is fed.
+    """
+
+    def __init__(self, stop: str) -> None:
+        self.stop = stop
+        self.state = 0
+        self.fallback = [0] * len(stop)  # the longest proper border of stop[: i + 1]
+        border = 0
+        for i in range(1, len(stop)):
+            while border and stop[i] != stop[border]:
+                border = self.fallback[border - 1]
+            if stop[i] == stop[border]:
+                border += 1
+            self.fallback[i] = border
+
+    def feed(self, text: str) -> int:
+        """Advance over ``text``; where the stop string ends in it first, the index one past
+        its end in ``text``, else -1 (and ``state`` says how much of it is pending)."""
+        stop, fallback, state = self.stop, self.fallback, self.state
+        for index, char in enumerate(text):
+            while state and char != stop[state]:
+                state = fallback[state - 1]
+            if char == stop[state]:
+                state += 1
+            if state == len(stop):
+                self.state = 0
+                return index + 1
+        self.state = state
+        return -1
+
+
 @dataclass
 class TextAssembler:
     """Turns tokens into text deltas, holding back what could be the start of a stop string."""
@@ -44,29 +84,31 @@ class TextAssembler:
     stop: list[str]
     pending: str = ""
     stopped: bool = False
+    matchers: list[StopMatcher] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matchers = [StopMatcher(stop) for stop in self.stop]
 
     def add(self, token: int) -> str:
         self.detokenizer.add_token(token)
-        self.pending += self.detokenizer.last_segment
-        return self._release(final=False)
+        return self._release(self.detokenizer.last_segment, final=False)
 
     def finish(self) -> str:
         if self.stopped:
             return ""
         self.detokenizer.finalize()
-        self.pending += self.detokenizer.last_segment
-        return self._release(final=True)
+        return self._release(self.detokenizer.last_segment, final=True)
 
-    def _release(self, *, final: bool) -> str:
-        hits = [(self.pending.find(s), s) for s in self.stop if s in self.pending]
-        if hits:
-            cut = min(index for index, _ in hits)
-            out, self.pending, self.stopped = self.pending[:cut], "", True
+    def _release(self, segment: str, *, final: bool) -> str:
+        """What may go out after ``segment``: text up to the earliest stop string, or all of it
+        but the longest tail that may still become one."""
+        start = len(self.pending)
+        self.pending += segment
+        cuts = [start + end - len(matcher.stop) for matcher in self.matchers if (end := matcher.feed(segment)) >= 0]
+        if cuts:
+            out, self.pending, self.stopped = self.pending[: min(cuts)], "", True
             return out
-        if final or not self.stop:
-            out, self.pending = self.pending, ""
-            return out
-        hold = max((n for s in self.stop for n in range(1, len(s)) if self.pending.endswith(s[:n])), default=0)
+        hold = 0 if final else max((matcher.state for matcher in self.matchers), default=0)
         cut = len(self.pending) - hold
         out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
@@ -106,28 +148,14 @@ class Worker:
         self.by_id: dict[str, int] = {}
         self.preparing: set[str] = set()
         self.pool = ThreadPoolExecutor(preparers, thread_name_prefix="prepare", initializer=_own_stream)
+        self.counters = ThreadPoolExecutor(2, thread_name_prefix="count", initializer=_own_stream)
         self.closing = False
-        self._reader_stream = False
 
     # -- messages handled on the reader thread --------------------------------
 
-    def _image_tokens(self, sizes: list) -> list[tuple[int, int]]:
-        """The real processor's counts for images of these sizes, on the reader thread's own stream."""
-        if not self._reader_stream:
-            _own_stream()
-            self._reader_stream = True
-        return self.engine.image_tokens([tuple(size) for size in sizes])
-
     def on_message(self, message) -> bool:
         if isinstance(message, messages.Count):
-            try:
-                tokens = self.engine.count(message.messages, message.n_images)
-                images = self._image_tokens(message.sizes) if message.sizes else []
-                self.channel.send(messages.Counted(message.id, tokens, images))
-            except Exception as exc:  # a template that rejects these messages
-                self.channel.send(
-                    messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages")
-                )
+            self.counters.submit(self._count, message)
             return True
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
@@ -136,6 +164,15 @@ class Worker:
             self.channel.send(memory_stats(message.id, self.engine.memory_limit, len(self.running), prefix))
             return True
         return False
+
+    def _count(self, message: messages.Count) -> None:
+        """On a counter thread: the prompt's text tokens and the processor's counts for images."""
+        try:
+            tokens = self.engine.count(message.messages, message.n_images)
+            images = self.engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
+            self.channel.send(messages.Counted(message.id, tokens, images))
+        except Exception as exc:  # a template that rejects these messages
+            self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
 
     # -- the loop ---------------------------------------------------------------
 
@@ -224,11 +261,14 @@ class Worker:
             events = self.engine.step()
         except Exception as exc:
             # A failed step poisons the whole batch: end every request cleanly and start over.
+            from .common import restore_random_state
+
             _log_exception("batch step failed in the worker; its requests are ended", running=len(self.running))
             for run in list(self.running.values()):
                 self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
                 self._forget(run)
             self.engine.reset()
+            restore_random_state()
             return
         for uid, token, finish_reason in events:
             run = self.running.get(uid)
@@ -386,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             context_length=engine.context_length,
             weights_bytes=engine.weights_bytes,
             kv_bytes_per_token=engine.kv_bytes_per_token,
+            vocab_size=engine.vocab_size,
+            longest_token_chars=engine.longest_token_chars,
             kv_layout=layout.as_dict() if (layout := getattr(engine, "kv_layout", None)) is not None else None,
             batch_fault=getattr(engine, "batch_fault", None),
             vision=vision,

@@ -32,7 +32,16 @@ __all__ = [
     "decode_chat_request",
 ]
 
+# Bounds of the request's fields that do not depend on the model (docs/usage.md lists them
+# all). Those that do (prompt length against the context, top_k against the vocabulary,
+# max_tokens against what fits) are checked once the route is known.
 MAX_TOKENS_LIMIT = 1 << 31  # anything larger is a client bug, not a wish: larger values are clamped by the guard
+MAX_MESSAGES = 10_000
+MAX_CONTENT_PARTS = 1_000  # per message
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_CHARS = 1_024  # per stop sequence
+MAX_NAME_CHARS = 256  # model, message name, user
+SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # a 64-bit signed integer, as vLLM takes it
 
 
 class ImageURL(Struct, forbid_unknown_fields=False):
@@ -51,10 +60,14 @@ class ImagePart(Struct, tag_field="type", tag="image_url"):
 ContentPart = TextPart | ImagePart
 
 
+Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
+StopSequence = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
+
+
 class Message(Struct, forbid_unknown_fields=False):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
+    content: str | Annotated[list[ContentPart], Meta(max_length=MAX_CONTENT_PARTS)] | None = None
+    name: Name | None = None
 
 
 class StreamOptions(Struct, forbid_unknown_fields=False):
@@ -67,18 +80,18 @@ TokenCount = Annotated[int, Meta(ge=1, lt=MAX_TOKENS_LIMIT)]
 
 
 class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
-    messages: Annotated[list[Message], Meta(min_length=1)]
-    model: str | None = None
+    messages: Annotated[list[Message], Meta(min_length=1, max_length=MAX_MESSAGES)]
+    model: Name | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: TokenCount | None = None
     max_completion_tokens: TokenCount | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=-1, lt=MAX_TOKENS_LIMIT)] | None = None  # 0 and -1: off
     min_p: Probability | None = None
-    seed: int | None = None
-    stop: str | Annotated[list[str], Meta(max_length=16)] | None = None
+    seed: Annotated[int, Meta(ge=SEED_RANGE[0], le=SEED_RANGE[1])] | None = None
+    stop: StopSequence | Annotated[list[StopSequence], Meta(max_length=MAX_STOP_SEQUENCES)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
@@ -89,7 +102,7 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     response_format: dict[str, Any] | None = None
-    user: str | None = None
+    user: Name | None = None
 
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -102,6 +115,8 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise InvalidRequestError("the request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:  # nesting deeper than the decoder goes (about a thousand levels)
+        raise InvalidRequestError("the request body is nested too deeply", code="invalid_json") from None
     if not isinstance(raw, dict):
         raise InvalidRequestError("the request body must be a JSON object", code="invalid_json")
     try:

@@ -57,7 +57,7 @@ def user(content) -> dict:
         ({**user("hi"), "top_p": 0}, "top_p"),
         ({**user("hi"), "n": 3}, "n"),
         ({**user("hi"), "stop": ["a"] * 40}, "stop"),
-        ({**user("hi"), "stop": [""]}, "stop"),
+        ({**user("hi"), "stop": [""]}, "stop[0]"),
         ({**user("hi"), "stream": "yes"}, "stream"),
         ({**user("hi"), "logprobs": True}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),

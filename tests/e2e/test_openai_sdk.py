@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import openai
 import pytest
-from PIL import Image
+
+from tests.conftest import png_data_uri
 
 pytestmark = pytest.mark.slow
-
-
-def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:
-    pixels = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def image_message(uri: str, text: str = "What is in this image?") -> list[dict]:
