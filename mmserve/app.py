@@ -231,6 +231,7 @@ def create_app(settings: Settings) -> Litestar:
                 service.loading[kind] = f"finding the model {ref} (downloading it if it is not in the cache)"
                 found.append((kind, *await _in_thread(resolve_model, ref, no_download=settings.no_download)))
         except ModelResolutionError as exc:
+            log.debug("model lookup failed", exc_info=True)
             fail(str(exc), exc.hint, 3)
             return
         except Exception as exc:

@@ -23,6 +23,7 @@ def log_format() -> str:
     """``json`` or ``console``: what ``configure_logging`` chose last."""
     return _format
 
+
 # Console request lines lead with these, in this order: what was asked, how it went, where, how long.
 _REQUEST_LEAD = ("route", "model", "tokens", "total_ms")
 
@@ -38,7 +39,7 @@ class _ConsoleRenderer:
     request line that reads 'POST /v1/chat/completions 200 route=... model=... tokens=...'."""
 
     def __init__(self) -> None:
-        self._inner = structlog.dev.ConsoleRenderer(sort_keys=False)
+        self._inner = structlog.dev.ConsoleRenderer(sort_keys=False, colors=sys.stderr.isatty())
 
     def __call__(self, logger, name, event_dict: dict) -> str:
         banner = event_dict.pop("banner_text", None)
