@@ -199,7 +199,7 @@ def create_app(settings: Settings) -> Litestar:
         fail(
             f"the {engine.kind} model {engine.spec.path} could not be loaded: {engine.reason}",
             "run with --log-level debug for the worker's traceback",
-            1,
+            1,  # cli.EXIT_FAILED
         )
 
     scaled = False
@@ -232,7 +232,7 @@ def create_app(settings: Settings) -> Litestar:
                 found.append((kind, *await _in_thread(resolve_model, ref, no_download=settings.no_download)))
         except ModelResolutionError as exc:
             log.debug("model lookup failed", exc_info=True)
-            fail(str(exc), exc.hint, 3)
+            fail(str(exc), exc.hint, 3)  # cli.EXIT_NO_MODEL
             return
         except Exception as exc:
             log.debug("model lookup failed", exc_info=True)

@@ -43,8 +43,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message}; see '{self.prog} --help'\n")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default unless it has none worth showing."""
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a setting's default after its help (unless the help already says it)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         default = getattr(action, "setting_default", argparse.SUPPRESS)
@@ -110,6 +110,8 @@ def _synth_parser(sub) -> None:
 
 
 def _demo_models() -> Path:
+    from .banner import DEMO_MARKER
+
     if not ((DEMO_DIR / "text" / "config.json").exists() and (DEMO_DIR / "vision" / "config.json").exists()):
         import structlog
 
@@ -117,8 +119,6 @@ def _demo_models() -> Path:
 
         structlog.get_logger("mmserve").info("writing tiny demo models (random weights)", path=str(DEMO_DIR))
         synthesize(DEMO_DIR)
-    from .banner import DEMO_MARKER
-
     for kind in ("text", "vision"):  # demo models written before the marker existed
         (DEMO_DIR / kind / DEMO_MARKER).touch()
     return DEMO_DIR
