@@ -48,6 +48,7 @@ _HTTP_ERRORS = {
     413: ("invalid_request_error", "request_too_large"),
 }
 _OPEN_PATHS = ("/health",)
+_OPEN_PREFIXES = ("/docs",)  # the API's description and its viewers' scripts: a browser sends no key
 _PROBE_PATHS = ("/health", "/ready", "/metrics")
 
 
@@ -111,7 +112,11 @@ def _request_middleware(api_key: str | None, metrics: Metrics):
                     log_request()
                 await send(message)
 
-            if api_key is not None and scope["path"] not in _OPEN_PATHS:
+            if (
+                api_key is not None
+                and scope["path"] not in _OPEN_PATHS
+                and not scope["path"].startswith(_OPEN_PREFIXES)
+            ):
                 headers = dict(scope["headers"])
                 given = headers.get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ").strip()
                 if not hmac.compare_digest(given.encode(), api_key.encode()):

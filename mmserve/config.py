@@ -124,7 +124,7 @@ OPTIONS: dict[str, Option] = {
     "no_download": Option("models", "never download models from the hub (HF_HUB_OFFLINE=1 does the same)"),
     "host": Option("HTTP", "address to listen on", "ADDR"),
     "port": Option("HTTP", "port to listen on (0: any free port)", "N"),
-    "api_key": Option("HTTP", "require 'Authorization: Bearer KEY' on every route but /health", "KEY"),
+    "api_key": Option("HTTP", "require 'Authorization: Bearer KEY' on every route but /health and /docs", "KEY"),
     "cors_origins": Option("HTTP", "allow this origin by CORS (repeatable)", "ORIGIN"),
     "max_body_bytes": Option("HTTP", "larger request bodies get 413", "BYTES"),
     "memory_budget": Option(
