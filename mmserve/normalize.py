@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .engines.messages import Sampling
 from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from .protocol.openai import ChatCompletionRequest, TextPart
+from .structured import response_grammar
 
 __all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
 
@@ -43,6 +44,7 @@ class Job:
     stop: list[str]
     stream: bool
     include_usage: bool
+    grammar: str | None = None  # llguidance's: the reply is held to it (response_format)
     extra: dict = field(default_factory=dict)
 
 
@@ -155,4 +157,5 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         stop=stop,
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        grammar=response_grammar(request.response_format),
     )

@@ -77,6 +77,7 @@ class ChatService:
             sampling=job.sampling,
             stop=job.stop,
             processor_kwargs=planned.processor_kwargs,
+            grammar=job.grammar,
         )
 
         released = False

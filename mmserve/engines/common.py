@@ -180,12 +180,19 @@ def longest_token_chars(tokenizer) -> int:
     return max((len(token) for token in tokenizer.get_vocab()), default=0)
 
 
-def make_logits(sampling: messages.Sampling) -> list:
-    return make_logits_processors(
+def make_logits(request: messages.Generate, grammar_tokenizer=None) -> list:
+    """A request's logits processors: its penalties, then its grammar (structured output)."""
+    sampling = request.sampling
+    processors = make_logits_processors(
         repetition_penalty=sampling.repetition_penalty,
         presence_penalty=sampling.presence_penalty,
         frequency_penalty=sampling.frequency_penalty,
     )
+    if request.grammar is not None:
+        from .grammar import Grammar
+
+        processors.append(Grammar(request.grammar, grammar_tokenizer.get()))
+    return processors
 
 
 def weights_bytes(model) -> int:

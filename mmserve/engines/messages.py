@@ -89,6 +89,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     sampling: Sampling = Sampling()
     stop: list[str] = []
     processor_kwargs: dict[str, Any] = {}  # the family geometry's options for the image processor
+    grammar: str | None = None  # llguidance's grammar the reply is held to (structured output)
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):

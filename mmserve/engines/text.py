@@ -44,6 +44,7 @@ from .common import (
     warm_up,
     weights_bytes,
 )
+from .grammar import GrammarTokenizer
 
 __all__ = ["Lane", "Solo", "TextEngine", "batch_fault", "join"]
 
@@ -362,6 +363,9 @@ class TextEngine:
         self.kv_layout = kv_layout(self.model)
         self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         self.eos_token_ids = set(self.tokenizer.eos_token_ids)
+        self.grammar_tokenizer = GrammarTokenizer(
+            self.tokenizer._tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
+        )
         # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
         self.batch_fault = batch_fault(self.model)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
@@ -403,15 +407,16 @@ class TextEngine:
             rest = prompt[-1:]
         return cache, len(prompt) - len(rest)
 
-    def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int]]:
-        """Thread-safe per-request work: the templated prompt's tokens."""
-        return request, self.encode(request.messages)
+    def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int], list]:
+        """Thread-safe per-request work: the templated prompt's tokens, and its logits
+        processors (a grammar's matcher is compiled here, off the decode loop)."""
+        return request, self.encode(request.messages), make_logits(request, self.grammar_tokenizer)
 
-    def insert(self, prepared: tuple[messages.Generate, list[int]]) -> Admitted:
-        request, prompt = prepared
+    def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
+        request, prompt, processors = prepared
         cache, cached = self._cached_prefix(prompt)
         uid = next(self._uids)
-        sampler, processors = make_sampler(request.sampling), make_logits(request.sampling)
+        sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
         return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
 

@@ -54,6 +54,7 @@ from .common import (
     weights_bytes,
 )
 from .families import UnservedFamilyError, adapter_for
+from .grammar import GrammarTokenizer
 
 __all__ = ["VisionEngine"]
 
@@ -353,6 +354,9 @@ class VisionEngine:
         )
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
+        self.grammar_tokenizer = GrammarTokenizer(
+            self.tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
+        )
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
         image_processor = getattr(self.processor, "image_processor", None)
         if image_processor is not None:
@@ -451,11 +455,10 @@ class VisionEngine:
         """Thread-safe per-request work: preprocess the images, run the encoder, build the embeddings."""
         input_ids, prompt_kwargs = self._embed(request)
         mx.eval(input_ids, prompt_kwargs)
-        return request, input_ids, prompt_kwargs
+        return request, input_ids, prompt_kwargs, make_logits(request, self.grammar_tokenizer)
 
     def insert(self, prepared) -> Admitted:
-        request, input_ids, prompt_kwargs = prepared
-        processors = make_logits(request.sampling)
+        request, input_ids, prompt_kwargs, processors = prepared
         sampler = make_sampler(request.sampling)
         if sampler is not None:
             processors.append(_sampling_processor(sampler))

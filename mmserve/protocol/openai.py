@@ -26,6 +26,8 @@ __all__ = [
     "DeltaMessage",
     "ImagePart",
     "ImageURL",
+    "JSONObjectFormat",
+    "JSONSchemaFormat",
     "Message",
     "TextPart",
     "Usage",
@@ -70,6 +72,28 @@ class Message(Struct, forbid_unknown_fields=False):
     name: Name | None = None
 
 
+class JSONSchema(Struct, forbid_unknown_fields=False):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+    schema: dict[str, Any] | None = None  # absent: any JSON object
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextFormat(Struct, tag_field="type", tag="text"):
+    pass
+
+
+class JSONObjectFormat(Struct, tag_field="type", tag="json_object"):
+    pass
+
+
+class JSONSchemaFormat(Struct, tag_field="type", tag="json_schema"):
+    json_schema: JSONSchema
+
+
+ResponseFormat = TextFormat | JSONObjectFormat | JSONSchemaFormat
+
+
 class StreamOptions(Struct, forbid_unknown_fields=False):
     include_usage: bool = False
 
@@ -101,7 +125,7 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     tools: list[Any] | None = None
     functions: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     user: Name | None = None
 
 
@@ -136,10 +160,6 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     for param in ("logprobs", "top_logprobs", "tools", "functions"):
         if getattr(request, param):
             raise InvalidRequestError(f"{param} are not supported", param=param, code="unsupported_parameter")
-    if request.response_format and request.response_format.get("type", "text") != "text":
-        raise InvalidRequestError(
-            "only response_format type text is supported", param="response_format.type", code="unsupported_parameter"
-        )
     return request
 
 

@@ -62,7 +62,7 @@ def user(content) -> dict:
         ({**user("hi"), "logprobs": True}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
         ({**user("hi"), "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({**user("hi"), "response_format": {"type": "json_object"}}, "response_format.type"),
+        ({**user("hi"), "response_format": {"type": "xml"}}, "response_format.type"),
     ],
 )
 def test_malformed_request_is_400_naming_the_field(server, body, param):

@@ -157,3 +157,31 @@ def test_deeply_nested_json_is_a_400():
     with pytest.raises(InvalidRequestError) as err:
         decode_chat_request(body)
     assert err.value.code == "invalid_json" and "nested" in err.value.message
+
+
+def test_response_format_json_schema_becomes_the_job_s_grammar():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    job = normalize(
+        request(response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}), [TEXT]
+    )
+    assert job.grammar and '"required":["a"]' in job.grammar
+    assert normalize(request(response_format={"type": "json_object"}), [TEXT]).grammar
+    assert normalize(request(response_format={"type": "text"}), [TEXT]).grammar is None
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        (
+            {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "objectx"}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"type": "json_schema", "json_schema": {"name": "a b"}}, "response_format.json_schema.name"),
+        ({"type": "json_schema"}, "response_format.json_schema"),
+        ({"type": "yaml"}, "response_format.type"),
+    ],
+)
+def test_a_response_format_that_cannot_be_served_is_a_400_naming_it(response_format, param):
+    with pytest.raises(InvalidRequestError) as err:
+        normalize(request(response_format=response_format), [TEXT])
+    assert err.value.param == param
