@@ -128,7 +128,7 @@ class EngineClient:
         """Run one worker process until it exits. Returns whether it got as far as ready."""
         self.state = "starting" if self.restarts == 0 else "restarting"
         if self.restarts == 0:
-            self.reason = "loading the model"
+            self.reason = f"loading the model from {self.spec.path}"
         parent, child = socket.socketpair()
         spec = self.spec
         args = [

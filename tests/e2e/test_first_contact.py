@@ -117,7 +117,9 @@ def test_health_answers_while_the_models_load(started):
     _, (health, ready) = started
     assert health == 200
     assert ready.status_code == 503
-    assert {engine["state"] for engine in ready.json()["engines"].values()} <= {"finding", "starting", "ready"}
+    engines = ready.json()["engines"].values()
+    assert {engine["state"] for engine in engines} <= {"finding", "starting", "ready"}
+    assert all(("model" in engine["reason"]) or engine["state"] == "ready" for engine in engines)
 
 
 def test_banner_says_what_is_served_and_the_budget_admin_status_reports(started, models):
