@@ -5,8 +5,11 @@
 #   usage: examples/caption_folder.sh ~/Pictures/trip [extra options, e.g. --max-tokens 64]
 # (same as: python -m mmserve.clients.caption ...)
 set -e
+# The project's .venv (made by `make serve`) when there is one, else mmserve on PATH.
+MMSERVE="$(dirname "$0")/../.venv/bin/mmserve"
+[ -x "$MMSERVE" ] || MMSERVE=mmserve
 dir="${1:?usage: $0 FOLDER [options]}"; shift
-mmserve caption "$dir" -o captions.jsonl --base-url "${OPENAI_BASE_URL:-http://127.0.0.1:8000/v1}" --concurrency 4 "$@"
+"$MMSERVE" caption "$dir" -o captions.jsonl --base-url "${OPENAI_BASE_URL:-http://127.0.0.1:8000/v1}" --concurrency 4 "$@"
 
 # The captions, as "path<TAB>caption":
 #   jq -r 'select(.error == null) | [.path, .caption] | @tsv' captions.jsonl

@@ -6,8 +6,11 @@
 #   usage: examples/ocr_pages.sh scans/contract/ scans/letter.tiff [options]
 # (same as: python -m mmserve.clients.ocr ...)
 set -e
+# The project's .venv (made by `make serve`) when there is one, else mmserve on PATH.
+MMSERVE="$(dirname "$0")/../.venv/bin/mmserve"
+[ -x "$MMSERVE" ] || MMSERVE=mmserve
 [ $# -gt 0 ] || { echo "usage: $0 DOCUMENT... [options]" >&2; exit 2; }
-mmserve ocr "$@" -o ocr/ocr.jsonl --base-url "${OPENAI_BASE_URL:-http://127.0.0.1:8000/v1}" --warn-below 1000
+"$MMSERVE" ocr "$@" -o ocr/ocr.jsonl --base-url "${OPENAI_BASE_URL:-http://127.0.0.1:8000/v1}" --warn-below 1000
 
 # Pages the guard shrank, with sizes:
 #   jq -c 'select(.resized != .original) | {document, page, original, resized}' ocr/ocr.jsonl

@@ -36,11 +36,16 @@ class Planned:
     report: dict
     release: object  # callable, idempotent
     processor_kwargs: dict = field(default_factory=dict)
+    decision: str = "admit"  # or "queue": it waited for memory
 
 
 def _image_report(image: guards.PlannedImage) -> dict:
     """What the response says the guard did to one image."""
     report = {"original": list(image.original), "resized": list(image.resized), "tokens": image.tokens}
+    if image.shrunk:
+        report["shrunk"] = True  # made smaller for the side limit or memory
+    elif image.snapped:
+        report["snapped"] = True  # only rounded to the model's grid
     if image.prompt_tokens != image.tokens:
         report["prompt_tokens"] = image.prompt_tokens
     if image.seen is not None and image.seen != image.resized:
@@ -240,8 +245,10 @@ class MemoryGuard:
             images = await asyncio.gather(
                 *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
             )
-            if plan.images_resized:
-                self.decisions["resized"] += plan.images_resized
+            if plan.images_shrunk:
+                self.decisions["resized"] += plan.images_shrunk
+            if plan.images_snapped:
+                self.decisions["snapped"] += plan.images_snapped
             if plan.max_tokens_clamped_from is not None:
                 self.decisions["clamped"] += 1
             if plan.decision == "queue":
@@ -259,7 +266,8 @@ class MemoryGuard:
             "route": job.route.kind,
             "model": engine.name,
             "images": [_image_report(p) for p in plan.images],
-            "resized_count": plan.images_resized,
+            "resized_count": plan.images_shrunk,  # shrunk for the side limit or memory
+            "snapped_count": plan.images_snapped,  # only rounded to the model's grid
             "prompt_tokens_planned": plan.prompt_tokens,
             # The peak it was admitted under: after a wait for memory, others hold less than when it was planned.
             "memory": {
@@ -275,6 +283,7 @@ class MemoryGuard:
             report=report,
             release=release,
             processor_kwargs=_merged_kwargs(plan.images),
+            decision=plan.decision,
         )
 
     def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:

@@ -44,6 +44,8 @@ class ChatService:
         self.guard = guard
         self.media = media
         self.request_timeout_s = request_timeout_s
+        # Engines not started yet, by kind: what is happening instead (finding or downloading the model).
+        self.loading: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
         routes = []
@@ -67,7 +69,7 @@ class ChatService:
             engine.leave()
             raise
         # Images fetched and decoded, tokens counted, the plan made and its memory granted.
-        log.update(resized=planned.report.get("resized_count", 0), intake_ms=_ms(time.monotonic() - started))
+        log.update(_guard_fields(planned), intake_ms=_ms(time.monotonic() - started))
         generate = messages.Generate(
             id="",
             messages=job.messages,
@@ -120,6 +122,25 @@ class ChatService:
                 yield event
         finally:
             await stream.aclose()
+
+
+def _guard_fields(planned) -> dict:
+    """What the guard did, for the request's log line: each image's size in and out, how
+    many were shrunk or only snapped to the grid, a clamped max_tokens, the planned peak."""
+    report = planned.report
+    fields: dict = {"resized": report.get("resized_count", 0)}
+    if report.get("snapped_count"):
+        fields["snapped"] = report["snapped_count"]
+    if report.get("images"):
+        fields["image_sizes"] = [
+            "{}x{}>{}x{}".format(*image["original"], *image["resized"]) for image in report["images"]
+        ]
+    if "max_tokens_clamped_from" in report:
+        fields["max_tokens_clamped_from"] = report["max_tokens_clamped_from"]
+    fields["planned_bytes"] = report.get("memory", {}).get("planned_peak_bytes")
+    if getattr(planned, "decision", "admit") == "queue":
+        fields["waited_for_memory"] = True
+    return fields
 
 
 def _affinity(job: Job) -> int:

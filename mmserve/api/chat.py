@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from ..engines import messages
-from ..errors import ClientDisconnectedError
+from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..normalize import normalize
 from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ToolCall, decode_chat_request
 from ..serving import ChatService, Prepared
@@ -63,9 +63,16 @@ class ChatController(Controller):
     async def create(self, request: Request, chat_service: ChatService) -> Response:
         log = request.state.setdefault("log", {})
         chat_request = decode_chat_request(await request.body())
+        if chat_service.loading:  # the port opens before the models are found: 503 with Retry-After, not a 404
+            doing = "; ".join(chat_service.loading.values())
+            raise EngineUnavailableError(f"the server is starting: {doing}", retry_after=5)
         job = normalize(chat_request, chat_service.routes())
         prepared = await chat_service.prepare(job, log)
-        headers = {"X-MMServe-Route": job.route.kind, "X-MMServe-Resized": str(prepared.report.get("resized_count", 0))}
+        headers = {
+            "X-MMServe-Route": job.route.kind,
+            "X-MMServe-Resized": str(prepared.report.get("resized_count", 0)),  # shrunk for memory or side
+            "X-MMServe-Snapped": str(prepared.report.get("snapped_count", 0)),  # only rounded to the grid
+        }
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         events = chat_service.events(prepared)

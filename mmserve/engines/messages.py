@@ -136,6 +136,7 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 class LoadFailed(msgspec.Struct, tag=True, frozen=True):
     message: str
+    traceback: str = ""  # logged by the server at debug level only
 
 
 class Counted(msgspec.Struct, tag=True, frozen=True):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from ..errors import EngineUnavailableError, InternalError, InvalidRequestError, MMServeError, OverloadedError
+from ..logs import WORKER_LOG_FORMAT, log_format
 from . import messages
 
 __all__ = ["EngineClient", "EnginePool", "WorkerSpec", "worker_environment"]
@@ -127,7 +128,7 @@ class EngineClient:
         """Run one worker process until it exits. Returns whether it got as far as ready."""
         self.state = "starting" if self.restarts == 0 else "restarting"
         if self.restarts == 0:
-            self.reason = "loading the model"
+            self.reason = f"loading the model from {self.spec.path}"
         parent, child = socket.socketpair()
         spec = self.spec
         args = [
@@ -144,7 +145,7 @@ class EngineClient:
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=sys.stderr,
-                env=worker_environment(spec.engine, os.environ),
+                env={**worker_environment(spec.engine, os.environ), WORKER_LOG_FORMAT: log_format()},
             )
         finally:
             child.close()
@@ -162,7 +163,9 @@ class EngineClient:
                     self.state, self.reason = "ready", "ready"
                     log.info("worker ready", engine=self.kind, pid=message.pid, model=message.model)
                 elif isinstance(message, messages.LoadFailed):
-                    self.reason = message.message
+                    self.reason = " ".join(message.message.split())  # one line
+                    if message.traceback:
+                        log.debug("worker load traceback", engine=self.kind, traceback=message.traceback)
                 else:
                     queue = self._queues.get(getattr(message, "id", ""))
                     if queue is not None:

@@ -237,7 +237,7 @@ class Worker:
                 raise prepared.result
             admitted = self.engine.insert(prepared.result)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            _log_exception("request failed in the worker", request_id=request.id)
             self.channel.send(messages.Failed(id=request.id, message=_short(exc), status=500))
             return
         run = Running(
@@ -265,7 +265,7 @@ class Worker:
             # A failed step poisons the whole batch: end every request cleanly and start over.
             from .common import restore_random_state
 
-            traceback.print_exc(file=sys.stderr)
+            _log_exception("batch step failed in the worker; its requests are ended", running=len(self.running))
             for run in list(self.running.values()):
                 self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
                 self._forget(run)
@@ -364,6 +364,20 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+def _log_exception(event: str, **fields) -> None:
+    """The current exception on stderr: one JSON line where the server logs JSON, else a traceback."""
+    if os.environ.get("MMSERVE_WORKER_LOG_FORMAT") == "json":
+        import datetime
+        import json
+
+        line = {"event": event, "level": "error", "pid": os.getpid(), **fields, "exception": traceback.format_exc()}
+        line["timestamp"] = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        print(json.dumps(line, default=str), file=sys.stderr, flush=True)
+    else:
+        print(f"mmserve worker {os.getpid()}: {event}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:600]
@@ -437,9 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             calibration=calibration,
         )
     except Exception as exc:
-        if not isinstance(exc, UnservedFamilyError):  # a refusal says all there is to say
-            traceback.print_exc(file=sys.stderr)
-        channel.send(messages.LoadFailed(_short(exc)))
+        # The server logs the traceback at debug; a refusal says all there is to say.
+        detail = "" if isinstance(exc, UnservedFamilyError) else traceback.format_exc()
+        channel.send(messages.LoadFailed(_short(exc), traceback=detail))
         return 1
     worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))
     channel.start_reader(worker.on_message)

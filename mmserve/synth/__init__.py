@@ -722,6 +722,8 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> 
         _write_weights(vision, plans["vision"], seed)
 
         models = SynthModels(text=out / "text", vision=out / "vision")
+        for done in (text, vision):  # the banner says such a model is a demo
+            (done / ".mmserve-random-weights").write_text("random weights written by mmserve synth\n")
         for done, final in ((text, models.text), (vision, models.vision)):
             if final.exists():
                 shutil.rmtree(final)

@@ -147,8 +147,9 @@ def test_huge_max_tokens_is_clamped_and_reported(server):
 
 
 def test_health_needs_no_key_but_other_routes_do(strict):
-    """With an API key configured, /health is open and every other route answers 401."""
-    assert httpx.get(strict.base_url + "/health", timeout=10).status_code == 200
+    """With an API key configured, /health and the API docs are open and every other route answers 401."""
+    for path in ("/health", "/docs", "/docs/openapi.json"):
+        assert httpx.get(strict.base_url + path, timeout=10).status_code == 200, path
     for method, path in [("GET", "/ready"), ("GET", "/v1/models"), ("POST", CHAT), ("GET", "/admin/status")]:
         response = httpx.request(method, strict.base_url + path, json=user("hi"), timeout=10)
         assert response.status_code == 401, path

@@ -322,3 +322,15 @@ def test_zero_max_tokens_is_refused():
     """max_tokens below 1 is a ValueError (the HTTP layer validates it first)."""
     with pytest.raises(ValueError, match="max_tokens"):
         plan(max_tokens=0)
+
+
+def test_snapping_to_the_grid_is_not_shrinking():
+    """A 320x200 image only rounded to the 28 px grid is snapped, not shrunk; a 4000x3000 photo
+    fitted to the tier's side is shrunk (and its snap is part of that, not counted apart)."""
+    small = plan(images=[ImageRequest(320, 200)])
+    assert small.images[0].resized == (308, 196)
+    assert (small.images[0].shrunk, small.images[0].snapped) == (False, True)
+    assert (small.images_shrunk, small.images_snapped) == (0, 1)
+    large = plan()
+    assert (large.images[0].shrunk, large.images[0].snapped) == (True, False)
+    assert (large.images_shrunk, large.images_snapped) == (1, 0)
