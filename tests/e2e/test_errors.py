@@ -61,7 +61,8 @@ def user(content) -> dict:
         ({**user("hi"), "stream": "yes"}, "stream"),
         ({**user("hi"), "logprobs": True}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
-        ({**user("hi"), "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({**user("hi"), "functions": [{"name": "f"}]}, "functions"),
+        ({**user("hi"), "tool_choice": "required"}, "tool_choice"),
         ({**user("hi"), "response_format": {"type": "xml"}}, "response_format.type"),
     ],
 )
@@ -75,7 +76,7 @@ def test_malformed_request_is_400_naming_the_field(server, body, param):
 
 
 def test_features_not_served_are_refused_when_asked_for_and_accepted_when_off(server):
-    """logprobs, tools and JSON mode are refused, not ignored; their empty or off forms pass."""
+    """logprobs and the legacy functions are refused, not ignored; their empty or off forms pass."""
     refused = envelope(post(server, {**user("hi"), "logprobs": True}))
     assert refused["code"] == "unsupported_parameter"
     off = {"logprobs": False, "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
