@@ -50,6 +50,7 @@ class Job:
     include_usage: bool
     grammar: str | None = None  # llguidance's: the reply is held to it (response_format, a forced tool call)
     tools: list[dict] | None = None  # offered to the model, as its chat template takes them
+    template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
     extra: dict = field(default_factory=dict)
 
 
@@ -161,6 +162,19 @@ def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | N
     return tools, grammar
 
 
+def _template_kwargs(request: ChatCompletionRequest) -> dict:
+    """What the chat template is given besides the messages and tools."""
+    kwargs = dict(request.chat_template_kwargs or {})
+    reserved = {"messages", "tools", "add_generation_prompt", "tokenize", "documents", "chat_template"} & set(kwargs)
+    if reserved:
+        raise InvalidRequestError(
+            f"chat_template_kwargs may not set {', '.join(sorted(reserved))}", param="chat_template_kwargs"
+        )
+    if request.reasoning_effort is not None:
+        kwargs.setdefault("reasoning_effort", request.reasoning_effort)
+    return kwargs
+
+
 def _flatten(content: str | list[dict]) -> str:
     if isinstance(content, str):
         return content
@@ -232,4 +246,5 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         grammar=forced_call or response_grammar(request.response_format),
         tools=tools,
+        template_kwargs=_template_kwargs(request),
     )

@@ -63,7 +63,7 @@ class ChatService:
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
             sizes = self.guard.sizes_to_count(pool.kind, decoded)
-            counted = await engine.count(job.messages, len(job.images), sizes, job.tools)
+            counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
@@ -80,6 +80,7 @@ class ChatService:
             processor_kwargs=planned.processor_kwargs,
             grammar=job.grammar,
             tools=job.tools,
+            template_kwargs=job.template_kwargs,
         )
 
         released = False

@@ -80,6 +80,7 @@ class Count(msgspec.Struct, tag=True, frozen=True):
     n_images: int = 0
     sizes: list[tuple[int, int]] = []
     tools: list[dict[str, Any]] | None = None  # rendered by the chat template, so they count
+    template_kwargs: dict[str, Any] = {}
 
 
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -92,6 +93,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     processor_kwargs: dict[str, Any] = {}  # the family geometry's options for the image processor
     grammar: str | None = None  # llguidance's grammar the reply is held to (structured output, forced tool calls)
     tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
+    template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):

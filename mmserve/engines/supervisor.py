@@ -213,10 +213,17 @@ class EngineClient:
         return reply
 
     async def count(
-        self, chat: list[dict], n_images: int, sizes: list[tuple[int, int]] = (), tools: list[dict] | None = None
+        self,
+        chat: list[dict],
+        n_images: int,
+        sizes: list[tuple[int, int]] = (),
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
     ) -> messages.Counted:
         """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
-        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools))
+        reply = await self._call(
+            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {})
+        )
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(
                 f"the messages cannot be rendered for this model: {reply.message}", param="messages"

@@ -386,11 +386,17 @@ class TextEngine:
             batchable=self.batch_fault is None,
         )
 
-    def encode(self, chat: list[dict], tools: list[dict] | None = None) -> list[int]:
-        return self.tokenizer.apply_chat_template(chat, tools=tools, add_generation_prompt=True)
+    def encode(
+        self, chat: list[dict], tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> list[int]:
+        return self.tokenizer.apply_chat_template(
+            chat, tools=tools, add_generation_prompt=True, **(template_kwargs or {})
+        )
 
-    def count(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> int:
-        return len(self.encode(chat, tools))
+    def count(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> int:
+        return len(self.encode(chat, tools, template_kwargs))
 
     def detokenizer(self):
         return self.tokenizer.detokenizer
@@ -412,7 +418,8 @@ class TextEngine:
     def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int], list]:
         """Thread-safe per-request work: the templated prompt's tokens, and its logits
         processors (a grammar's matcher is compiled here, off the decode loop)."""
-        return request, self.encode(request.messages, request.tools), make_logits(request, self.grammar_tokenizer)
+        prompt = self.encode(request.messages, request.tools, request.template_kwargs)
+        return request, prompt, make_logits(request, self.grammar_tokenizer)
 
     def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
         request, prompt, processors = prepared

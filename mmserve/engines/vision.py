@@ -392,12 +392,17 @@ class VisionEngine:
             apc_manager=self.prefix_cache,
         )
 
-    def prompt(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> str:
-        offered = {"tools": tools} if tools else {}
-        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **offered)
+    def prompt(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> str:
+        kwargs = {**(template_kwargs or {}), **({"tools": tools} if tools else {})}
+        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **kwargs)
 
-    def count(self, chat: list[dict], n_images: int, tools: list[dict] | None = None) -> int:
-        ids = self.tokenizer.encode(self.prompt(chat, n_images, tools), add_special_tokens=self.add_special_tokens)
+    def count(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> int:
+        prompt = self.prompt(chat, n_images, tools, template_kwargs)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
         return sum(1 for token in ids if token != self.image_token_id)
 
     def detokenizer(self):
@@ -416,7 +421,7 @@ class VisionEngine:
         inputs = prepare_inputs(
             self.processor,
             images=images or None,
-            prompts=self.prompt(request.messages, len(images), request.tools),
+            prompts=self.prompt(request.messages, len(images), request.tools, request.template_kwargs),
             image_token_index=self.image_token_id,
             add_special_tokens=self.add_special_tokens,
             **request.processor_kwargs,

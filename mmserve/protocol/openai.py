@@ -171,6 +171,9 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
+    # Passed to the model's chat template, e.g. {"enable_thinking": false}; reasoning_effort too.
+    chat_template_kwargs: dict[str, Any] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     functions: list[Any] | None = None
     response_format: ResponseFormat | None = None
     user: Name | None = None

@@ -117,6 +117,10 @@ FIELDS: dict[str, list] = {
     "top_logprobs": [0, 20, 21, -1, None, "3"],
     "tools": [[], None, [{"type": "function", "function": {"name": "f"}}], "x", [[[[]]]]],
     "functions": [[], None, [{}], 5],
+    "tool_choice": ["auto", "none", "required", {"type": "function", "function": {"name": "f"}}, "always", 5, None],
+    "parallel_tool_calls": [True, False, "yes", None],
+    "chat_template_kwargs": [{"enable_thinking": False}, {}, {"messages": []}, {"raise_exception": 1}, "x", None],
+    "reasoning_effort": ["low", "high", "none", "extreme", 3, None],
     "response_format": [{"type": "text"}, {"type": "json_object"}, {"type": 5}, {}, "json", None],
     "user": ["u", "u" * 256, "u" * 257, 5, None],
     "metadata": [{"a": "b"}, [[[[[[[[[[[]]]]]]]]]]], "x" * 10_000],  # unknown fields are ignored
