@@ -51,6 +51,7 @@ class Job:
     grammar: str | None = None  # llguidance's: the reply is held to it (response_format, a forced tool call)
     tools: list[dict] | None = None  # offered to the model, as its chat template takes them
     template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
+    logprobs: int | None = None  # None: none; else how many alternatives per token
     extra: dict = field(default_factory=dict)
 
 
@@ -162,6 +163,21 @@ def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | N
     return tools, grammar
 
 
+def _logit_bias(request: ChatCompletionRequest, route: Route) -> dict[int, float] | None:
+    """logit_bias with its token ids as integers, each within the model's vocabulary."""
+    if not request.logit_bias:
+        return None
+    bias = {}
+    for key, value in request.logit_bias.items():
+        token = int(key) if key.isdigit() else -1
+        if token < 0 or (route.vocab_size and token >= route.vocab_size):
+            raise InvalidRequestError(
+                f"logit_bias names {key!r}, which is not a token id of this model", param=f"logit_bias.{key}"[:300]
+            )
+        bias[token] = value
+    return bias
+
+
 def _template_kwargs(request: ChatCompletionRequest) -> dict:
     """What the chat template is given besides the messages and tools."""
     kwargs = dict(request.chat_template_kwargs or {})
@@ -234,6 +250,7 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         repetition_penalty=request.repetition_penalty,
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
+        logit_bias=_logit_bias(request, route),
     )
     return Job(
         route=route,
@@ -247,4 +264,5 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         grammar=forced_call or response_grammar(request.response_format),
         tools=tools,
         template_kwargs=_template_kwargs(request),
+        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
     )

@@ -81,6 +81,7 @@ class ChatService:
             grammar=job.grammar,
             tools=job.tools,
             template_kwargs=job.template_kwargs,
+            logprobs=job.logprobs,
         )
 
         released = False

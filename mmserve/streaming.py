@@ -15,6 +15,7 @@ from .engines import messages
 from .errors import InternalError, MMServeError
 from .protocol.openai import (
     ChatCompletionChunk,
+    ChoiceLogprobs,
     ChunkChoice,
     DeltaMessage,
     FunctionDelta,
@@ -56,8 +57,8 @@ async def sse_chunks(
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed chat completion; an in-band error's code goes on the request's log line."""
 
-    def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra) -> bytes:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+    def chunk(delta: DeltaMessage, finish_reason: str | None = None, logprobs=None, **extra) -> bytes:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
         return _event(ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice], **extra))
 
     calls = 0  # tool calls sent so far: each delta's index
@@ -83,8 +84,9 @@ async def sse_chunks(
     try:
         yield chunk(DeltaMessage(role="assistant", content=""))
         async for event in events:
-            if (message := delta(event)) is not None:
-                yield chunk(message)
+            if (message := delta(event)) is not None or event.logprobs:
+                logprobs = msgspec.convert({"content": event.logprobs}, ChoiceLogprobs) if event.logprobs else None
+                yield chunk(message or DeltaMessage(content=""), logprobs=logprobs)
             if isinstance(event, messages.Delta):
                 continue
             yield chunk(DeltaMessage(), event.finish_reason, mmserve=report)

@@ -14,7 +14,7 @@ from litestar.response import Stream
 from ..engines import messages
 from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..normalize import normalize
-from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ToolCall, decode_chat_request
+from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ChoiceLogprobs, ToolCall, decode_chat_request
 from ..serving import ChatService, Prepared
 from ..streaming import sse_chunks, usage_of
 
@@ -28,11 +28,16 @@ class Reply:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: list[ToolCall] = []
+        self.logprobs: list[dict] = []
 
     def add(self, event: messages.Delta | messages.Finished) -> None:
         self.content.append(event.text)
         self.reasoning.append(event.reasoning)
         self.tool_calls += [msgspec.convert(call, ToolCall) for call in event.tool_calls]
+        self.logprobs += event.logprobs
+
+    def choice_logprobs(self) -> ChoiceLogprobs:
+        return msgspec.convert({"content": self.logprobs}, ChoiceLogprobs)
 
     def message(self) -> ChatMessage:
         content = "".join(self.content)
@@ -138,7 +143,14 @@ class ChatController(Controller):
             id=completion_id,
             created=created,
             model=prepared.engine.name,
-            choices=[Choice(index=0, message=reply.message(), finish_reason=finished.finish_reason)],
+            choices=[
+                Choice(
+                    index=0,
+                    message=reply.message(),
+                    finish_reason=finished.finish_reason,
+                    logprobs=reply.choice_logprobs() if prepared.generate.logprobs is not None else None,
+                )
+            ],
             usage=usage_of(finished),
             mmserve=prepared.report,
         )

@@ -106,6 +106,7 @@ class Admitted:
     prompt_tokens: int
     cached_tokens: int = 0
     parts: object = None  # replies.ReplyParts where the reply is split (thinking, tool calls)
+    logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
 
 
 def reply_parts(tokenizer, tools: list[dict] | None, prompt: list[int]):
@@ -191,10 +192,12 @@ def longest_token_chars(tokenizer) -> int:
     return max((len(token) for token in tokenizer.get_vocab()), default=0)
 
 
-def make_logits(request: messages.Generate, grammar_tokenizer=None) -> list:
-    """A request's logits processors: its penalties, then its grammar (structured output)."""
+def make_logits(request: messages.Generate, engine) -> list:
+    """A request's logits processors: its bias and penalties, its grammar (structured output,
+    a forced tool call), and last what records its logprobs."""
     sampling = request.sampling
     processors = make_logits_processors(
+        logit_bias=sampling.logit_bias,
         repetition_penalty=sampling.repetition_penalty,
         presence_penalty=sampling.presence_penalty,
         frequency_penalty=sampling.frequency_penalty,
@@ -202,7 +205,11 @@ def make_logits(request: messages.Generate, grammar_tokenizer=None) -> list:
     if request.grammar is not None:
         from .grammar import Grammar
 
-        processors.append(Grammar(request.grammar, grammar_tokenizer.get()))
+        processors.append(Grammar(request.grammar, engine.grammar_tokenizer.get()))
+    if request.logprobs is not None:
+        from .logprobs import TokenLogprobs
+
+        processors.append(TokenLogprobs(request.logprobs, engine.replies_tokenizer.decode))
     return processors
 
 

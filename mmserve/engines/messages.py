@@ -57,6 +57,7 @@ class Sampling(msgspec.Struct, frozen=True, kw_only=True):
     repetition_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logit_bias: dict[int, float] | None = None
 
 
 class ImageData(msgspec.Struct, frozen=True):
@@ -94,6 +95,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     grammar: str | None = None  # llguidance's grammar the reply is held to (structured output, forced tool calls)
     tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
     template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
+    logprobs: int | None = None  # None: none; else each token's logprob and this many alternatives
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):
@@ -153,6 +155,7 @@ class Delta(msgspec.Struct, tag=True, frozen=True):
     completion_tokens: int
     reasoning: str = ""  # the model's thinking, apart from its answer
     tool_calls: list[dict[str, Any]] = []  # complete calls, OpenAI's shape: id, type, function{name, arguments}
+    logprobs: list[dict[str, Any]] = []  # per token since the last event, OpenAI's shape
 
 
 class Finished(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -163,6 +166,7 @@ class Finished(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     text: str = ""  # text held back for a stop-sequence check, released at the end
     reasoning: str = ""
     tool_calls: list[dict[str, Any]] = []
+    logprobs: list[dict[str, Any]] = []
     cached_tokens: int = 0
     # Where the request's time went in the worker, in ms: queue (waiting for a preparer),
     # prepare (templating, images, encoder), admit (waiting to join the batch), prefill

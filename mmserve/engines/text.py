@@ -46,6 +46,7 @@ from .common import (
     weights_bytes,
 )
 from .grammar import GrammarTokenizer
+from .logprobs import recorder_in
 
 __all__ = ["Lane", "Solo", "TextEngine", "batch_fault", "join"]
 
@@ -419,7 +420,7 @@ class TextEngine:
         """Thread-safe per-request work: the templated prompt's tokens, and its logits
         processors (a grammar's matcher is compiled here, off the decode loop)."""
         prompt = self.encode(request.messages, request.tools, request.template_kwargs)
-        return request, prompt, make_logits(request, self.grammar_tokenizer)
+        return request, prompt, make_logits(request, self)
 
     def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
         request, prompt, processors = prepared
@@ -428,7 +429,9 @@ class TextEngine:
         sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
         parts = reply_parts(self.replies_tokenizer, request.tools, prompt)
-        return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts)
+        return Admitted(
+            uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts, logprobs=recorder_in(processors)
+        )
 
     def remove(self, uid: int) -> None:
         self.lane.remove(uid)

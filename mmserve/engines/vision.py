@@ -56,6 +56,7 @@ from .common import (
 )
 from .families import UnservedFamilyError, adapter_for
 from .grammar import GrammarTokenizer
+from .logprobs import recorder_in
 
 __all__ = ["VisionEngine"]
 
@@ -463,7 +464,7 @@ class VisionEngine:
         """Thread-safe per-request work: preprocess the images, run the encoder, build the embeddings."""
         input_ids, prompt_kwargs = self._embed(request)
         mx.eval(input_ids, prompt_kwargs)
-        return request, input_ids, prompt_kwargs, make_logits(request, self.grammar_tokenizer)
+        return request, input_ids, prompt_kwargs, make_logits(request, self)
 
     def insert(self, prepared) -> Admitted:
         request, input_ids, prompt_kwargs, processors = prepared
@@ -482,6 +483,7 @@ class VisionEngine:
             prompt_tokens=len(tokens),
             cached_tokens=self._cached_prefix(tokens, prompt_kwargs),
             parts=reply_parts(self.replies_tokenizer, request.tools, tokens),
+            logprobs=recorder_in(processors),
         )
 
     def _cached_prefix(self, tokens: list[int], prompt_kwargs: dict) -> int:

@@ -132,11 +132,17 @@ class Running:
     prompt_tokens: int
     assembler: TextAssembler
     parts: object = None  # replies.ReplyParts: the reply split into answer, thinking and tool calls
+    logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
+    token_logprobs: list[dict] = field(default_factory=list)  # entries not yet sent
     completion_tokens: int = 0
     cached_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for Finished
     admitted: float = 0.0
     first_token: float = 0.0
+
+    def take_logprobs(self) -> list[dict]:
+        taken, self.token_logprobs = self.token_logprobs, []
+        return taken
 
 
 class Worker:
@@ -247,6 +253,7 @@ class Worker:
             cached_tokens=admitted.cached_tokens,
             assembler=TextAssembler(self.engine.detokenizer(), list(request.stop)),
             parts=admitted.parts,
+            logprobs=admitted.logprobs,
             admitted=time.monotonic(),
         )
         if prepared.received:
@@ -279,14 +286,15 @@ class Worker:
             if not run.first_token:
                 run.first_token = time.monotonic()
             if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
+                if run.logprobs is not None:
+                    run.token_logprobs.append(run.logprobs.take(run.completion_tokens, token))
                 run.completion_tokens += 1
                 text = run.assembler.add(token)
-                if text and run.parts is None:
-                    self.channel.send(messages.Delta(run.id, text, run.completion_tokens))
-                elif text:
-                    content, reasoning, calls = run.parts.add(text)
-                    if content or reasoning or calls:
-                        self.channel.send(messages.Delta(run.id, content, run.completion_tokens, reasoning, calls))
+                content, reasoning, calls = run.parts.add(text) if run.parts is not None and text else (text, "", [])
+                if content or reasoning or calls:
+                    self.channel.send(
+                        messages.Delta(run.id, content, run.completion_tokens, reasoning, calls, run.take_logprobs())
+                    )
             if run.assembler.stopped:
                 if finish_reason is None:
                     self.engine.remove(uid)
@@ -315,6 +323,7 @@ class Worker:
                 text=tail,
                 reasoning=reasoning,
                 tool_calls=calls,
+                logprobs=run.take_logprobs(),
                 cached_tokens=run.cached_tokens,
                 timings=run.timings,
             )

@@ -21,6 +21,7 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatMessage",
     "Choice",
+    "ChoiceLogprobs",
     "ChunkChoice",
     "PromptTokensDetails",
     "DeltaMessage",
@@ -48,6 +49,7 @@ MAX_STOP_SEQUENCES = 16
 MAX_STOP_CHARS = 1_024  # per stop sequence
 MAX_NAME_CHARS = 256  # model, message name, user
 MAX_TOOLS = 128  # tools offered, tool calls in one assistant turn
+MAX_LOGIT_BIAS = 300  # tokens biased, as OpenAI bounds it
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # a 64-bit signed integer, as vLLM takes it
 
 
@@ -165,9 +167,13 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     frequency_penalty: Penalty | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
-    # Features that are not served: accepted when empty or off, refused below when asked for.
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    # Token id (as a string, OpenAI's spelling) -> a bias added to its logit.
+    logit_bias: (
+        Annotated[dict[str, Annotated[float, Meta(ge=-100, le=100)]], Meta(max_length=MAX_LOGIT_BIAS)] | None
+    ) = None
+    # Not served: accepted when empty, refused below when asked for.
     tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
@@ -207,9 +213,12 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
             message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
     # Refused rather than ignored: a client asking for these would otherwise get plain text or null.
-    for param in ("logprobs", "top_logprobs", "functions"):
-        if getattr(request, param):
-            raise InvalidRequestError(f"{param} are not supported", param=param, code="unsupported_parameter")
+    if request.functions:
+        raise InvalidRequestError(
+            "functions (the legacy form) are not supported: use tools", param="functions", code="unsupported_parameter"
+        )
+    if request.top_logprobs and not request.logprobs:
+        raise InvalidRequestError("top_logprobs needs logprobs: true", param="top_logprobs", code="invalid_value")
     return request
 
 
@@ -234,11 +243,28 @@ class ChatMessage(Struct, omit_defaults=True):
     reasoning_content: str | None = None
 
 
+class TopLogprob(Struct):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(Struct):
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(Struct):
+    content: list[TokenLogprob]
+
+
 class Choice(Struct):
     index: int
     message: ChatMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 # The OpenAI `object` field is the struct's tag, so it is always written while
@@ -275,7 +301,7 @@ class ChunkChoice(Struct):
     index: int
     delta: DeltaMessage
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(Struct, kw_only=True, omit_defaults=True, tag_field="object", tag="chat.completion.chunk"):
