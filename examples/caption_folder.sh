@@ -7,8 +7,11 @@
 #   usage: examples/caption_folder.sh ~/Pictures/trip [options, e.g. --exclude 'raw/*' --sidecar --csv captions.csv]
 # (same as: python -m mmserve.clients.caption ...)
 set -e
+# The project's .venv (made by `make serve`) when there is one, else mmserve on PATH.
+MMSERVE="$(dirname "$0")/../.venv/bin/mmserve"
+[ -x "$MMSERVE" ] || MMSERVE=mmserve
 dir="${1:?usage: $0 FOLDER [options]}"; shift
-mmserve caption "$dir" -o captions.jsonl "$@"
+"$MMSERVE" caption "$dir" -o captions.jsonl "$@"
 
 # The captions, as "path<TAB>caption":
 #   jq -r 'select(.error == null) | [.path, .caption] | @tsv' captions.jsonl

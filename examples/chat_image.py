@@ -1,9 +1,11 @@
 """Image chat with the official openai SDK: a local file sent as a data URI, or an http(s) URL.
 
-    python examples/chat_image.py photo.jpg                    # local file -> data URI
-    python examples/chat_image.py --url https://example.com/cat.png
-    python examples/chat_image.py photo.jpg --stream
-    python examples/chat_image.py                              # no file: a generated test picture
+    .venv/bin/python examples/chat_image.py photo.jpg          # local file -> data URI
+    .venv/bin/python examples/chat_image.py --url https://example.com/cat.png
+    .venv/bin/python examples/chat_image.py photo.jpg --stream
+    .venv/bin/python examples/chat_image.py                    # no file: a generated test picture
+
+(server: `make serve` in another terminal)
 
 The `mmserve` report shows what the memory guard did to the image (original vs resized size).
 """

@@ -1,7 +1,7 @@
 """Text chat with the official openai SDK: one answer, then the same question streamed.
 
-mmserve serve --demo                 # in another terminal (tiny random models: gibberish answers)
-python examples/chat_text.py "Why is the sky blue?"
+make serve                                    # in another terminal (tiny random models: gibberish answers)
+.venv/bin/python examples/chat_text.py "Why is the sky blue?"
 """
 
 import json

@@ -1,6 +1,6 @@
 #!/usr/bin/env sh
 # The chat API with curl: text, an image (data URI from a local file), and streaming.
-#   usage: examples/curl.sh [image.png]        (server: mmserve serve --demo)
+#   usage: examples/curl.sh [image.png]        (server: make serve, or .venv/bin/mmserve serve --demo)
 set -e
 BASE="${OPENAI_BASE_URL:-http://127.0.0.1:8000/v1}"
 AUTH="Authorization: Bearer ${OPENAI_API_KEY:-none}"   # checked only if the server has --api-key

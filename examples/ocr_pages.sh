@@ -8,8 +8,11 @@
 #   usage: examples/ocr_pages.sh report.pdf scans/contract/ scans/letter.tiff [options, e.g. --pages 1-3]
 # (same as: python -m mmserve.clients.ocr ...)
 set -e
+# The project's .venv (made by `make serve`) when there is one, else mmserve on PATH.
+MMSERVE="$(dirname "$0")/../.venv/bin/mmserve"
+[ -x "$MMSERVE" ] || MMSERVE=mmserve
 [ $# -gt 0 ] || { echo "usage: $0 DOCUMENT... [options]" >&2; exit 2; }
-mmserve ocr "$@" -o ocr/ocr.jsonl --warn-below 1000
+"$MMSERVE" ocr "$@" -o ocr/ocr.jsonl --warn-below 1000
 
 # Pages the guard shrank, with sizes:
 #   jq -c 'select(.resized != .size) | {document, page, size, resized, warnings}' ocr/ocr.jsonl

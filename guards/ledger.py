@@ -22,11 +22,12 @@ __all__ = ["MemoryLedger", "Reservation"]
 class Reservation:
     """Bytes held in a MemoryLedger until ``release()`` (idempotent) or the end of a ``with``."""
 
-    __slots__ = ("_ledger", "_released", "nbytes")
+    __slots__ = ("_ledger", "_released", "held_before", "nbytes")
 
-    def __init__(self, ledger: MemoryLedger, nbytes: int) -> None:
+    def __init__(self, ledger: MemoryLedger, nbytes: int, held_before: int = 0) -> None:
         self._ledger = ledger
         self.nbytes = nbytes
+        self.held_before = held_before  # what the ledger's other reservations held when this one was granted
         self._released = False
 
     @property
@@ -124,7 +125,7 @@ class MemoryLedger:
             raise self._too_big(nbytes)
         if not self._waiters and self._held + nbytes <= self._capacity:
             self._held += nbytes
-            return Reservation(self, nbytes)
+            return Reservation(self, nbytes, self._held - nbytes)
         if timeout_s is not None and timeout_s <= 0:
             raise BusyError(self._retry_after_s)
 
@@ -176,5 +177,5 @@ class MemoryLedger:
             if self._held + nbytes > self._capacity:
                 return
             self._waiters.popleft()
+            future.set_result(Reservation(self, nbytes, self._held))
             self._held += nbytes
-            future.set_result(Reservation(self, nbytes))

@@ -112,7 +112,9 @@ class PlannedImage:
     positions in the prompt, ``prompt_tokens`` everything it adds to the prompt (row
     breaks, tile markers and the wrapper included), ``patches`` what the encoder runs
     over. ``processor_kwargs`` go with it to the processor; ``resizable`` is False for
-    a fixed-resolution family, where a smaller image buys nothing.
+    a fixed-resolution family, where a smaller image buys nothing. ``shrunk`` says the
+    image was made smaller to fit the side limit or memory; a size that differs from
+    the original only by snapping to the family's grid is not shrunk.
     """
 
     original: tuple[int, int]
@@ -123,6 +125,12 @@ class PlannedImage:
     seen: tuple[int, int] | None = None
     processor_kwargs: dict = field(default_factory=dict)
     resizable: bool = True
+    shrunk: bool = False
+
+    @property
+    def snapped(self) -> bool:
+        """Sent at a size other than the original only to fit the family's grid."""
+        return not self.shrunk and self.resized != self.original
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,16 @@ class Plan:
     def images_resized(self) -> int:
         """How many images the model sees at a size other than the one sent."""
         return sum(image.resized != image.original for image in self.images)
+
+    @property
+    def images_shrunk(self) -> int:
+        """How many images were made smaller for the side limit or memory."""
+        return sum(image.shrunk for image in self.images)
+
+    @property
+    def images_snapped(self) -> int:
+        """How many images changed size only to fit the family's grid."""
+        return sum(image.snapped for image in self.images)
 
 
 def as_geometry(spec: Geometry | VisionSpec | None) -> Geometry | None:
@@ -187,6 +205,7 @@ def plan_image(width: int, height: int, *, max_side: int | None, spec: Geometry 
         seen=layout.size,
         processor_kwargs=geometry.processor_kwargs(*resized),
         resizable=geometry.resizable,
+        shrunk=fitted != (width, height),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "ClientDisconnectedError",
     "ContextLengthError",
     "EngineUnavailableError",
     "ImageError",
@@ -127,6 +128,15 @@ class EngineUnavailableError(MMServeError):
     status_code = 503
     type = "server_error"
     code = "engine_unavailable"
+
+
+class ClientDisconnectedError(MMServeError):
+    """The client closed the connection before its answer was ready: nobody reads this
+    response, which exists for the request's log line and metrics (nginx's 499)."""
+
+    status_code = 499
+    type = "invalid_request_error"
+    code = "client_disconnected"
 
 
 class InternalError(MMServeError):

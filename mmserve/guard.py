@@ -39,11 +39,16 @@ class Planned:
     report: dict
     release: object  # callable, idempotent
     processor_kwargs: dict = field(default_factory=dict)
+    decision: str = "admit"  # or "queue": it waited for memory
 
 
 def _image_report(image: guards.PlannedImage) -> dict:
     """What the response says the guard did to one image."""
     report = {"original": list(image.original), "resized": list(image.resized), "tokens": image.tokens}
+    if image.shrunk:
+        report["shrunk"] = True  # made smaller for the side limit or memory
+    elif image.snapped:
+        report["snapped"] = True  # only rounded to the model's grid
     if image.prompt_tokens != image.tokens:
         report["prompt_tokens"] = image.prompt_tokens
     if image.seen is not None and image.seen != image.resized:
@@ -137,7 +142,7 @@ class MemoryGuard:
         """Take an engine's memory shape from its Ready message (and the device reading it
         carries), and the number of its workers."""
         ready = engine.ready
-        if ready.backend != "cpu" and not self.settings.memory_budget:
+        if ready.backend != "cpu":  # the device's memory, which a --memory-budget share is of too
             self.reading = guards.reading_from_device_info(ready.backend, ready.device_info)
             self.tier = guards.tier_for(self.reading.total_bytes)
             self.budget_bytes = self._budget()
@@ -272,6 +277,7 @@ class MemoryGuard:
 
         ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
         requests = [self._image_request(d, ref) for d, ref in zip(decoded, job.images)]
+        held_when_planned = self.ledger.held_bytes
         try:
             plan = guards.plan_request(
                 text_tokens=text_tokens,
@@ -291,16 +297,19 @@ class MemoryGuard:
             images = await asyncio.gather(
                 *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
             )
-            if plan.images_resized:
-                self.decisions["resized"] += plan.images_resized
+            if plan.images_shrunk:
+                self.decisions["resized"] += plan.images_shrunk
+            if plan.images_snapped:
+                self.decisions["snapped"] += plan.images_snapped
             if plan.max_tokens_clamped_from is not None:
                 self.decisions["clamped"] += 1
             if plan.decision == "queue":
                 self.decisions["queued"] += 1
             if self.settings.no_guard:  # measurement only: nothing is held back
-                release = _nothing
+                release, held_when_admitted = _nothing, held_when_planned
             else:
-                release = (await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)).release
+                reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+                release, held_when_admitted = reservation.release, reservation.held_before
         except guards.PlanError as exc:
             self.decisions["refused"] += 1
             raise _client_error(exc, job) from None
@@ -312,9 +321,14 @@ class MemoryGuard:
                 {**_image_report(p), "start_side": self._start_side(d.width, d.height, ref)}
                 for p, d, ref in zip(plan.images, decoded, job.images)
             ],
-            "resized_count": plan.images_resized,
+            "resized_count": plan.images_shrunk,  # shrunk for the side limit or memory
+            "snapped_count": plan.images_snapped,  # only rounded to the model's grid
             "prompt_tokens_planned": plan.prompt_tokens,
-            "memory": {"budget_bytes": plan.budget_bytes, "planned_peak_bytes": plan.planned_peak_bytes},
+            # The peak it was admitted under: after a wait for memory, others hold less than when it was planned.
+            "memory": {
+                "budget_bytes": plan.budget_bytes,
+                "planned_peak_bytes": plan.planned_peak_bytes - held_when_planned + held_when_admitted,
+            },
         }
         if plan.max_tokens_clamped_from is not None:
             report["max_tokens_clamped_from"] = plan.max_tokens_clamped_from
@@ -324,6 +338,7 @@ class MemoryGuard:
             report=report,
             release=release,
             processor_kwargs=_merged_kwargs(plan.images),
+            decision=plan.decision,
         )
 
     def _resized_image(self, decoded, size: tuple[int, int]) -> ImageData:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from .engines.messages import Sampling
-from .errors import InvalidRequestError, ModelNotFoundError
+from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from .protocol.openai import ChatCompletionRequest, TextPart
+from .structured import response_grammar, tool_call_grammar
 
 __all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
 
@@ -20,6 +24,11 @@ class Route:
     kind: str  # "text" | "vision"
     name: str
     path: str
+    # The model's own bounds, once a worker has loaded it (0: not known yet).
+    vocab_size: int = 0
+    context_length: int = 0
+    longest_token_chars: int = 0
+    tool_format: dict | None = None  # how the model calls tools (messages.Ready.tool_format)
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,10 @@ class Job:
     stop: list[str]
     stream: bool
     include_usage: bool
+    grammar: str | None = None  # llguidance's: the reply is held to it (response_format, a forced tool call)
+    tools: list[dict] | None = None  # offered to the model, as its chat template takes them
+    template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
+    logprobs: int | None = None  # None: none; else how many alternatives per token
     extra: dict = field(default_factory=dict)
 
 
@@ -82,42 +95,167 @@ def _parts(index: int, message, images: list[ImageRef]) -> str | list[dict]:
     return parts
 
 
+def _message(index: int, message, images: list[ImageRef]) -> dict:
+    """One message as chat templates take it: tool calls with their arguments as objects."""
+    out: dict = {"role": "system" if message.role == "developer" else message.role}
+    out["content"] = _parts(index, message, images)
+    if message.role == "tool":
+        out["content"] = _flatten(out["content"])
+        if message.tool_call_id is not None:
+            out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        if message.role != "assistant":
+            raise InvalidRequestError("only assistant messages carry tool calls", param=f"messages[{index}].tool_calls")
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.function.name,
+                    "arguments": _arguments(call.function.arguments, f"messages[{index}].tool_calls[{n}]"),
+                },
+            }
+            for n, call in enumerate(message.tool_calls)
+        ]
+    return out
+
+
+def _arguments(text: str, param: str) -> dict:
+    try:
+        arguments = json.loads(text) if text.strip() else {}
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidRequestError("a tool call's arguments must be a JSON object", param=f"{param}.function.arguments")
+    return arguments
+
+
+def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | None, str | None]:
+    """The tools offered to the model, and the grammar of the call it must make, if it must."""
+    choice = request.tool_choice
+    if not request.tools or choice == "none":
+        if choice not in (None, "none", "auto"):
+            raise InvalidRequestError("tool_choice asks for a tool call but no tools are given", param="tool_choice")
+        return None, None
+    names = [tool.function.name for tool in request.tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("tool names must be unique", param="tools")
+    if route.context_length and route.tool_format is None:  # loaded, and its template declares no format
+        raise InvalidRequestError(
+            f"the model '{route.name}' has no tool-call format in its chat template", param="tools"
+        )
+    tools = [msgspec.to_builtins(tool) for tool in request.tools]
+    if choice in (None, "auto"):
+        return tools, None
+    if choice == "required":
+        forced = request.tools
+    else:
+        forced = [tool for tool in request.tools if tool.function.name == choice.function.name]
+        if not forced:
+            raise InvalidRequestError(
+                f"tool_choice names '{choice.function.name}', which is not in tools", param="tool_choice.function.name"
+            )
+    if request.response_format is not None and response_grammar(request.response_format) is not None:
+        raise InvalidRequestError(
+            "a forced tool call and a JSON response_format cannot both hold the reply", param="tool_choice"
+        )
+    grammar = tool_call_grammar(
+        forced, route.tool_format, parallel=request.parallel_tool_calls and choice == "required"
+    )
+    return tools, grammar
+
+
+def _logit_bias(request: ChatCompletionRequest, route: Route) -> dict[int, float] | None:
+    """logit_bias with its token ids as integers, each within the model's vocabulary."""
+    if not request.logit_bias:
+        return None
+    bias = {}
+    for key, value in request.logit_bias.items():
+        token = int(key) if key.isdigit() else -1
+        if token < 0 or (route.vocab_size and token >= route.vocab_size):
+            raise InvalidRequestError(
+                f"logit_bias names {key!r}, which is not a token id of this model", param=f"logit_bias.{key}"[:300]
+            )
+        bias[token] = value
+    return bias
+
+
+def _template_kwargs(request: ChatCompletionRequest) -> dict:
+    """What the chat template is given besides the messages and tools."""
+    kwargs = dict(request.chat_template_kwargs or {})
+    reserved = {"messages", "tools", "add_generation_prompt", "tokenize", "documents", "chat_template"} & set(kwargs)
+    if reserved:
+        raise InvalidRequestError(
+            f"chat_template_kwargs may not set {', '.join(sorted(reserved))}", param="chat_template_kwargs"
+        )
+    if request.reasoning_effort is not None:
+        kwargs.setdefault("reasoning_effort", request.reasoning_effort)
+    return kwargs
+
+
 def _flatten(content: str | list[dict]) -> str:
     if isinstance(content, str):
         return content
     return "\n".join(part["text"] for part in content if part["type"] == "text")
 
 
+def _within_model_bounds(request: ChatCompletionRequest, route: Route, chat: list[dict]) -> None:
+    """The bounds that depend on the model, checked in time linear in the request's size.
+
+    A prompt is at least its characters divided by the longest token's, so one that cannot
+    fit the context is refused before it is templated or tokenized (and a prompt of
+    millions of characters costs nothing but reading it)."""
+    if route.vocab_size and request.top_k is not None and request.top_k > route.vocab_size:
+        raise InvalidRequestError(
+            f"top_k is {request.top_k}; the model '{route.name}' has {route.vocab_size} tokens to choose from",
+            param="top_k",
+            code="invalid_value",
+        )
+    if not (route.context_length and route.longest_token_chars):
+        return
+    chars = sum(
+        len(message["content"])
+        if isinstance(message["content"], str)
+        else sum(len(part["text"]) for part in message["content"] if part["type"] == "text")
+        for message in chat
+    )
+    least = -(-chars // route.longest_token_chars)
+    if least > route.context_length:
+        raise ContextLengthError(
+            f"the messages hold {chars} characters, at least {least} tokens for this model (a token is at most "
+            f"{route.longest_token_chars} characters), more than its context of {route.context_length} tokens",
+            param="messages",
+        )
+
+
 def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
     images: list[ImageRef] = []
-    chat = [
-        {"role": "system" if message.role == "developer" else message.role, "content": _parts(index, message, images)}
-        for index, message in enumerate(request.messages)
-    ]
+    chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
     route = _pick_route(request.model, routes, images)
     if request.mmserve is not None and images:
         sides = {"max_side": request.mmserve.max_image_side, "min_side": request.mmserve.min_image_side}
         images = [replace(image, **sides) for image in images]
     if route.kind != "vision":
-        chat = [{"role": message["role"], "content": _flatten(message["content"])} for message in chat]
+        chat = [{**message, "content": _flatten(message["content"])} for message in chat]
+    _within_model_bounds(request, route, chat)
+    tools, forced_call = _tools(request, route)
     if chat[-1]["role"] == "assistant":
         raise InvalidRequestError(
             "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
         )
 
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    if any(not s for s in stop):
-        raise InvalidRequestError("stop sequences must not be empty", param="stop")
     sampling = Sampling(
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
-        top_k=request.top_k or 0,
+        top_k=max(request.top_k or 0, 0),  # -1 (vLLM's spelling) is off too
         min_p=request.min_p or 0.0,
         seed=request.seed,
         repetition_penalty=request.repetition_penalty,
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
+        logit_bias=_logit_bias(request, route),
     )
     return Job(
         route=route,
@@ -128,4 +266,8 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         stop=stop,
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        grammar=forced_call or response_grammar(request.response_format),
+        tools=tools,
+        template_kwargs=_template_kwargs(request),
+        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
     )

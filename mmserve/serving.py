@@ -44,9 +44,16 @@ class ChatService:
         self.guard = guard
         self.media = media
         self.request_timeout_s = request_timeout_s
+        # Engines not started yet, by kind: what is happening instead (finding or downloading the model).
+        self.loading: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
-        return [Route(kind, engine.name, engine.spec.path) for kind, engine in self.engines.items()]
+        routes = []
+        for kind, engine in self.engines.items():
+            ready = engine.ready
+            bounds = (ready.vocab_size, ready.context_length, ready.longest_token_chars, ready.tool_format) if ready else ()
+            routes.append(Route(kind, engine.name, engine.spec.path, *bounds))
+        return routes
 
     async def prepare(self, job: Job, log: dict) -> Prepared:
         started = time.monotonic()
@@ -56,13 +63,13 @@ class ChatService:
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
             sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
-            counted = await engine.count(job.messages, len(job.images), sizes)
+            counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
             raise
         # Images fetched and decoded, tokens counted, the plan made and its memory granted.
-        log.update(resized=planned.report.get("resized_count", 0), intake_ms=_ms(time.monotonic() - started))
+        log.update(_guard_fields(planned), intake_ms=_ms(time.monotonic() - started))
         generate = messages.Generate(
             id="",
             messages=job.messages,
@@ -71,6 +78,10 @@ class ChatService:
             sampling=job.sampling,
             stop=job.stop,
             processor_kwargs=planned.processor_kwargs,
+            grammar=job.grammar,
+            tools=job.tools,
+            template_kwargs=job.template_kwargs,
+            logprobs=job.logprobs,
         )
 
         released = False
@@ -113,6 +124,25 @@ class ChatService:
                 yield event
         finally:
             await stream.aclose()
+
+
+def _guard_fields(planned) -> dict:
+    """What the guard did, for the request's log line: each image's size in and out, how
+    many were shrunk or only snapped to the grid, a clamped max_tokens, the planned peak."""
+    report = planned.report
+    fields: dict = {"resized": report.get("resized_count", 0)}
+    if report.get("snapped_count"):
+        fields["snapped"] = report["snapped_count"]
+    if report.get("images"):
+        fields["image_sizes"] = [
+            "{}x{}>{}x{}".format(*image["original"], *image["resized"]) for image in report["images"]
+        ]
+    if "max_tokens_clamped_from" in report:
+        fields["max_tokens_clamped_from"] = report["max_tokens_clamped_from"]
+    fields["planned_bytes"] = report.get("memory", {}).get("planned_peak_bytes")
+    if getattr(planned, "decision", "admit") == "queue":
+        fields["waited_for_memory"] = True
+    return fields
 
 
 def _affinity(job: Job) -> int:

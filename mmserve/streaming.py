@@ -13,7 +13,16 @@ import structlog
 
 from .engines import messages
 from .errors import InternalError, MMServeError
-from .protocol.openai import ChatCompletionChunk, ChunkChoice, DeltaMessage, PromptTokensDetails, Usage
+from .protocol.openai import (
+    ChatCompletionChunk,
+    ChoiceLogprobs,
+    ChunkChoice,
+    DeltaMessage,
+    FunctionDelta,
+    PromptTokensDetails,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = ["DONE", "sse_chunks"]
 
@@ -48,18 +57,38 @@ async def sse_chunks(
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed chat completion; an in-band error's code goes on the request's log line."""
 
-    def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra) -> bytes:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+    def chunk(delta: DeltaMessage, finish_reason: str | None = None, logprobs=None, **extra) -> bytes:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
         return _event(ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice], **extra))
+
+    calls = 0  # tool calls sent so far: each delta's index
+
+    def delta(event: messages.Delta | messages.Finished) -> DeltaMessage | None:
+        nonlocal calls
+        tool_calls = [
+            ToolCallDelta(
+                index=calls + n,
+                id=call["id"],
+                type="function",
+                function=FunctionDelta(name=call["function"]["name"], arguments=call["function"]["arguments"]),
+            )
+            for n, call in enumerate(event.tool_calls)
+        ]
+        calls += len(tool_calls)
+        if not (event.text or event.reasoning or tool_calls):
+            return None
+        return DeltaMessage(
+            content=event.text or None, reasoning_content=event.reasoning or None, tool_calls=tool_calls or None
+        )
 
     try:
         yield chunk(DeltaMessage(role="assistant", content=""))
         async for event in events:
+            if (message := delta(event)) is not None or event.logprobs:
+                logprobs = msgspec.convert({"content": event.logprobs}, ChoiceLogprobs) if event.logprobs else None
+                yield chunk(message or DeltaMessage(content=""), logprobs=logprobs)
             if isinstance(event, messages.Delta):
-                yield chunk(DeltaMessage(content=event.text))
                 continue
-            if event.text:
-                yield chunk(DeltaMessage(content=event.text))
             yield chunk(DeltaMessage(), event.finish_reason, mmserve=report)
             if include_usage:
                 yield _event(

@@ -125,3 +125,25 @@ def server(models, tmp_path_factory) -> Iterator[Server]:
     srv = start_server(models, tmp_path_factory.mktemp("logs"), "--allow-media-host", "127.0.0.1")
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def lone_server(models, tmp_path_factory) -> Iterator[Server]:
+    """A real server with one worker per engine, for tests that check a hostile request
+    left that very worker able to serve the next one."""
+    srv = start_server(models, tmp_path_factory.mktemp("lone-logs"), "--text-replicas", "1", "--vision-replicas", "1")
+    yield srv
+    stop_server(srv)
+
+
+def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:
+    """A PNG of random pixels as a data URI."""
+    import base64
+    import io
+
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -7,16 +7,46 @@ import time
 import uuid
 import weakref
 
+import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from ..engines import messages
+from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..normalize import normalize
-from ..protocol.openai import ChatCompletion, ChatMessage, Choice, decode_chat_request
+from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ChoiceLogprobs, ToolCall, decode_chat_request
 from ..serving import ChatService, Prepared
 from ..streaming import sse_chunks, usage_of
 
 __all__ = ["ChatController"]
+
+
+class Reply:
+    """A whole reply gathered from the engine's events: answer, thinking, tool calls."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.logprobs: list[dict] = []
+
+    def add(self, event: messages.Delta | messages.Finished) -> None:
+        self.content.append(event.text)
+        self.reasoning.append(event.reasoning)
+        self.tool_calls += [msgspec.convert(call, ToolCall) for call in event.tool_calls]
+        self.logprobs += event.logprobs
+
+    def choice_logprobs(self) -> ChoiceLogprobs:
+        return msgspec.convert({"content": self.logprobs}, ChoiceLogprobs)
+
+    def message(self) -> ChatMessage:
+        content = "".join(self.content)
+        return ChatMessage(
+            role="assistant",
+            content=content or (None if self.tool_calls else ""),  # OpenAI's null beside tool calls
+            tool_calls=self.tool_calls or None,
+            reasoning_content="".join(self.reasoning) or None,
+        )
 
 
 async def _until_disconnect(request: Request) -> None:
@@ -38,9 +68,16 @@ class ChatController(Controller):
     async def create(self, request: Request, chat_service: ChatService) -> Response:
         log = request.state.setdefault("log", {})
         chat_request = decode_chat_request(await request.body())
+        if chat_service.loading:  # the port opens before the models are found: 503 with Retry-After, not a 404
+            doing = "; ".join(chat_service.loading.values())
+            raise EngineUnavailableError(f"the server is starting: {doing}", retry_after=5)
         job = normalize(chat_request, chat_service.routes())
         prepared = await chat_service.prepare(job, log)
-        headers = {"X-MMServe-Route": job.route.kind, "X-MMServe-Resized": str(prepared.report.get("resized_count", 0))}
+        headers = {
+            "X-MMServe-Route": job.route.kind,
+            "X-MMServe-Resized": str(prepared.report.get("resized_count", 0)),  # shrunk for memory or side
+            "X-MMServe-Snapped": str(prepared.report.get("snapped_count", 0)),  # only rounded to the grid
+        }
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         events = chat_service.events(prepared)
@@ -82,11 +119,11 @@ class ChatController(Controller):
         self, request: Request, prepared: Prepared, events, completion_id: str, created: int
     ) -> ChatCompletion:
         async def collect():
-            parts: list[str] = []
+            reply = Reply()
             async for event in events:
-                parts.append(event.text)
+                reply.add(event)
                 if isinstance(event, messages.Finished):
-                    return "".join(parts), event
+                    return reply, event
             raise RuntimeError("the engine ended the request without finishing it")
 
         work = asyncio.create_task(collect())
@@ -95,17 +132,23 @@ class ChatController(Controller):
             await asyncio.wait([work, watcher], return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
-            if not work.done():  # the client left: stop generating for it
+            left = not work.done()
+            if left:  # the client left (or the server is stopping): stop generating for it
                 work.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-        text, finished = await work
+            await asyncio.gather(watcher, work, return_exceptions=True)
+        if left:
+            raise ClientDisconnectedError("the client closed the connection before the answer was ready")
+        reply, finished = await work
         return ChatCompletion(
             id=completion_id,
             created=created,
             model=prepared.engine.name,
             choices=[
                 Choice(
-                    index=0, message=ChatMessage(role="assistant", content=text), finish_reason=finished.finish_reason
+                    index=0,
+                    message=reply.message(),
+                    finish_reason=finished.finish_reason,
+                    logprobs=reply.choice_logprobs() if prepared.generate.logprobs is not None else None,
                 )
             ],
             usage=usage_of(finished),

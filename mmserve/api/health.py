@@ -22,11 +22,15 @@ class HealthController(Controller):
     @get("/ready", summary="200 only when every configured engine has a worker loaded and alive")
     async def ready(self, chat_service: ChatService) -> Response:
         engines = {kind: engine.describe() for kind, engine in chat_service.engines.items()}
+        for kind, doing in chat_service.loading.items():  # models still being found or downloaded
+            engines[kind] = {"engine": kind, "state": "finding", "reason": doing}
         not_ready = [
             f"{kind} engine is {info['state']}: {info['reason']}"
             for kind, info in engines.items()
             if info["state"] != "ready"
         ]
+        if not engines:
+            not_ready.append("no engine is running")
         body = {"status": "ready" if not not_ready else "not_ready", "engines": engines}
         if not_ready:
             body["reason"] = "; ".join(not_ready)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -24,10 +25,14 @@ __all__ = [
     "context_length",
     "kv_layout",
     "logits_for_kept_positions",
+    "longest_token_chars",
     "make_logits",
     "make_sampler",
     "memory_stats",
     "quiet_transformers",
+    "reply_parts",
+    "restore_random_state",
+    "vocab_size",
     "warm_up",
     "weights_bytes",
 ]
@@ -100,6 +105,17 @@ class Admitted:
     uid: int
     prompt_tokens: int
     cached_tokens: int = 0
+    parts: object = None  # replies.ReplyParts where the reply is split (thinking, tool calls)
+    logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
+
+
+def reply_parts(tokenizer, tools: list[dict] | None, prompt: list[int]):
+    """How a reply is split into answer, thinking and tool calls; None: it is all answer."""
+    from .replies import ReplyParts, prompt_opens_thinking
+
+    if not ReplyParts.wanted(tokenizer, tools):
+        return None
+    return ReplyParts(tokenizer, tools=tools, thinking=prompt_opens_thinking(tokenizer, prompt))
 
 
 def make_sampler(sampling: messages.Sampling):
@@ -130,8 +146,9 @@ def _sampler(temperature: float, top_p: float, min_p: float, top_k: int, seed: i
     if min_p > 0:
         filters.append(lambda x: apply_min_p(x, min_p))
     if top_k > 0:
-        filters.append(lambda x: apply_top_k(x, top_k))
-    key = [mx.random.key(seed)] if seed is not None else None
+        # A top_k of the whole vocabulary or more keeps every token; mlx-lm's raises for it.
+        filters.append(lambda x: apply_top_k(x, top_k) if top_k < x.shape[-1] else x)
+    key = [mx.random.key(seed % (1 << 64))] if seed is not None else None  # a negative seed as its two's complement
     scale = 1.0 / temperature
 
     def sampler(logprobs: mx.array) -> mx.array:
@@ -145,12 +162,55 @@ def _sampler(temperature: float, top_p: float, min_p: float, top_k: int, seed: i
     return sampler
 
 
-def make_logits(sampling: messages.Sampling) -> list:
-    return make_logits_processors(
+def restore_random_state() -> None:
+    """Give mlx a usable global random state again after a failed step.
+
+    mlx-lm's samplers (``apply_top_k`` and the rest) are compiled with the global random
+    state as an input: one that raises while being traced leaves a placeholder in its place,
+    and every unseeded sample after it fails ("Attempting to eval an array without a
+    primitive") until the process ends. Seeded requests use their own keys and never read
+    it, so a fresh seed loses nothing."""
+    try:
+        mx.eval(mx.random.state)
+    except Exception:
+        mx.random.seed(int.from_bytes(os.urandom(8)))
+
+
+def vocab_size(config: dict, tokenizer) -> int:
+    """The number of logits a step samples from: config.json's ``vocab_size`` (its
+    ``text_config``'s first), else the tokenizer's length."""
+    for source in (config.get("text_config") or {}, config):
+        if isinstance(source.get("vocab_size"), int) and source["vocab_size"] > 0:
+            return source["vocab_size"]
+    return len(tokenizer)
+
+
+def longest_token_chars(tokenizer) -> int:
+    """The most characters of text one token can stand for: the longest entry of the
+    vocabulary, added tokens included. A text of ``n`` characters is at least ``n / longest``
+    tokens, which bounds a prompt against the context before any tokenizer runs."""
+    return max((len(token) for token in tokenizer.get_vocab()), default=0)
+
+
+def make_logits(request: messages.Generate, engine) -> list:
+    """A request's logits processors: its bias and penalties, its grammar (structured output,
+    a forced tool call), and last what records its logprobs."""
+    sampling = request.sampling
+    processors = make_logits_processors(
+        logit_bias=sampling.logit_bias,
         repetition_penalty=sampling.repetition_penalty,
         presence_penalty=sampling.presence_penalty,
         frequency_penalty=sampling.frequency_penalty,
     )
+    if request.grammar is not None:
+        from .grammar import Grammar
+
+        processors.append(Grammar(request.grammar, engine.grammar_tokenizer.get()))
+    if request.logprobs is not None:
+        from .logprobs import TokenLogprobs
+
+        processors.append(TokenLogprobs(request.logprobs, engine.replies_tokenizer.decode))
+    return processors
 
 
 def weights_bytes(model) -> int:
@@ -212,7 +272,8 @@ def _grow(leaf, keys_like: mx.array, values_like: mx.array, tokens: int, chunk: 
     parts = [chunk] * ((tokens - 1) // chunk) + ([(tokens - 1) % chunk] if (tokens - 1) % chunk else []) + [1]
     for n in parts:
         leaf.update_and_fetch(
-            mx.zeros((1, heads, n, key_dim), keys_like.dtype), mx.zeros((1, value_heads, n, value_dim), values_like.dtype)
+            mx.zeros((1, heads, n, key_dim), keys_like.dtype),
+            mx.zeros((1, value_heads, n, value_dim), values_like.dtype),
         )
         mx.eval(leaf.keys, leaf.values)
     return leaf.nbytes

@@ -57,6 +57,7 @@ class Sampling(msgspec.Struct, frozen=True, kw_only=True):
     repetition_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logit_bias: dict[int, float] | None = None
 
 
 class ImageData(msgspec.Struct, frozen=True):
@@ -79,6 +80,8 @@ class Count(msgspec.Struct, tag=True, frozen=True):
     messages: list[dict[str, Any]]
     n_images: int = 0
     sizes: list[tuple[int, int]] = []
+    tools: list[dict[str, Any]] | None = None  # rendered by the chat template, so they count
+    template_kwargs: dict[str, Any] = {}
 
 
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -89,6 +92,10 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     sampling: Sampling = Sampling()
     stop: list[str] = []
     processor_kwargs: dict[str, Any] = {}  # the family geometry's options for the image processor
+    grammar: str | None = None  # llguidance's grammar the reply is held to (structured output, forced tool calls)
+    tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
+    template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
+    logprobs: int | None = None  # None: none; else each token's logprob and this many alternatives
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):
@@ -115,8 +122,13 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     context_length: int
     weights_bytes: int
     kv_bytes_per_token: int  # the most one more token costs (the plain formula's figure)
+    vocab_size: int = 0  # logits per step: the bound of top_k
+    longest_token_chars: int = 0  # the most text one token stands for: prompts are bounded by it before counting
     # What a sequence's cache holds by kind of layer (guards.KVLayout.as_dict); None: the plain formula.
     kv_layout: dict[str, Any] | None = None
+    # How the model calls tools (mlx-lm's parser name and the markers around a call), where its
+    # chat template declares a format; None: it cannot be offered tools.
+    tool_format: dict[str, str] | None = None
     # Why mlx-lm cannot batch this model, which then decodes one request at a time; None: it batches.
     batch_fault: str | None = None
     # The image geometry: the checkpoint's config files (guards.families.Checkpoint) and the
@@ -128,6 +140,7 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 class LoadFailed(msgspec.Struct, tag=True, frozen=True):
     message: str
+    traceback: str = ""  # logged by the server at debug level only
 
 
 class Counted(msgspec.Struct, tag=True, frozen=True):
@@ -140,14 +153,20 @@ class Delta(msgspec.Struct, tag=True, frozen=True):
     id: str
     text: str
     completion_tokens: int
+    reasoning: str = ""  # the model's thinking, apart from its answer
+    tool_calls: list[dict[str, Any]] = []  # complete calls, OpenAI's shape: id, type, function{name, arguments}
+    logprobs: list[dict[str, Any]] = []  # per token since the last event, OpenAI's shape
 
 
 class Finished(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     id: str
-    finish_reason: str  # "stop" | "length" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "tool_calls" | "cancelled"
     prompt_tokens: int
     completion_tokens: int
     text: str = ""  # text held back for a stop-sequence check, released at the end
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = []
+    logprobs: list[dict[str, Any]] = []
     cached_tokens: int = 0
     # Where the request's time went in the worker, in ms: queue (waiting for a preparer),
     # prepare (templating, images, encoder), admit (waiting to join the batch), prefill

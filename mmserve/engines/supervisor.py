@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from ..errors import EngineUnavailableError, InternalError, InvalidRequestError, MMServeError, OverloadedError
+from ..logs import WORKER_LOG_FORMAT, log_format
 from . import messages
 
 __all__ = ["EngineClient", "EnginePool", "WorkerSpec", "worker_environment"]
@@ -127,7 +128,7 @@ class EngineClient:
         """Run one worker process until it exits. Returns whether it got as far as ready."""
         self.state = "starting" if self.restarts == 0 else "restarting"
         if self.restarts == 0:
-            self.reason = "loading the model"
+            self.reason = f"loading the model from {self.spec.path}"
         parent, child = socket.socketpair()
         spec = self.spec
         args = [
@@ -144,7 +145,7 @@ class EngineClient:
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=sys.stderr,
-                env=worker_environment(spec.engine, os.environ),
+                env={**worker_environment(spec.engine, os.environ), WORKER_LOG_FORMAT: log_format()},
             )
         finally:
             child.close()
@@ -162,7 +163,9 @@ class EngineClient:
                     self.state, self.reason = "ready", "ready"
                     log.info("worker ready", engine=self.kind, pid=message.pid, model=message.model)
                 elif isinstance(message, messages.LoadFailed):
-                    self.reason = message.message
+                    self.reason = " ".join(message.message.split())  # one line
+                    if message.traceback:
+                        log.debug("worker load traceback", engine=self.kind, traceback=message.traceback)
                 else:
                     queue = self._queues.get(getattr(message, "id", ""))
                     if queue is not None:
@@ -199,15 +202,28 @@ class EngineClient:
         try:
             self._send(message_for(request_id))
             reply = await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            raise EngineUnavailableError(
+                f"the {self.kind} engine did not answer within {timeout:g} s; retry shortly", retry_after=2
+            ) from None
         finally:
             self._queues.pop(request_id, None)
         if reply is _GONE:
             raise EngineUnavailableError(f"the {self.kind} engine stopped while answering", retry_after=2)
         return reply
 
-    async def count(self, chat: list[dict], n_images: int, sizes: list[tuple[int, int]] = ()) -> messages.Counted:
-        """The prompt's text tokens, and the processor's counts for images of ``sizes``."""
-        reply = await self._call(lambda rid: messages.Count(rid, chat, n_images, list(sizes)))
+    async def count(
+        self,
+        chat: list[dict],
+        n_images: int,
+        sizes: list[tuple[int, int]] = (),
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
+    ) -> messages.Counted:
+        """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
+        reply = await self._call(
+            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {})
+        )
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(
                 f"the messages cannot be rendered for this model: {reply.message}", param="messages"
@@ -217,7 +233,7 @@ class EngineClient:
     async def stats(self) -> messages.Stats | None:
         try:
             return await self._call(lambda rid: messages.StatsRequest(rid), timeout=5.0)
-        except (MMServeError, TimeoutError):
+        except MMServeError:
             return None
 
     def admit(self) -> None:

@@ -36,12 +36,17 @@ from .common import (
     context_length,
     kv_layout,
     logits_for_kept_positions,
+    longest_token_chars,
     make_logits,
     make_sampler,
     quiet_transformers,
+    reply_parts,
+    vocab_size,
     warm_up,
     weights_bytes,
 )
+from .grammar import GrammarTokenizer
+from .logprobs import recorder_in
 
 __all__ = ["Lane", "Solo", "TextEngine", "batch_fault", "join"]
 
@@ -354,10 +359,16 @@ class TextEngine:
         self.memory_limit = 0
         self.context_length = context_length(config, model=self.model)
         self.weights_bytes = weights_bytes(self.model)
+        self.vocab_size = vocab_size(config, self.tokenizer)
+        self.longest_token_chars = longest_token_chars(self.tokenizer)
         # What a sequence's cache holds, measured from the model's own caches; the guard plans by it.
         self.kv_layout = kv_layout(self.model)
         self.kv_bytes_per_token = self.kv_layout.marginal_bytes_per_token
         self.eos_token_ids = set(self.tokenizer.eos_token_ids)
+        self.replies_tokenizer = self.tokenizer  # mlx-lm's wrapper: thinking and tool-call markers
+        self.grammar_tokenizer = GrammarTokenizer(
+            self.tokenizer._tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
+        )
         # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
         self.batch_fault = batch_fault(self.model)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
@@ -376,11 +387,17 @@ class TextEngine:
             batchable=self.batch_fault is None,
         )
 
-    def encode(self, chat: list[dict]) -> list[int]:
-        return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+    def encode(
+        self, chat: list[dict], tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> list[int]:
+        return self.tokenizer.apply_chat_template(
+            chat, tools=tools, add_generation_prompt=True, **(template_kwargs or {})
+        )
 
-    def count(self, chat: list[dict], n_images: int) -> int:
-        return len(self.encode(chat))
+    def count(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> int:
+        return len(self.encode(chat, tools, template_kwargs))
 
     def detokenizer(self):
         return self.tokenizer.detokenizer
@@ -399,17 +416,22 @@ class TextEngine:
             rest = prompt[-1:]
         return cache, len(prompt) - len(rest)
 
-    def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int]]:
-        """Thread-safe per-request work: the templated prompt's tokens."""
-        return request, self.encode(request.messages)
+    def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int], list]:
+        """Thread-safe per-request work: the templated prompt's tokens, and its logits
+        processors (a grammar's matcher is compiled here, off the decode loop)."""
+        prompt = self.encode(request.messages, request.tools, request.template_kwargs)
+        return request, prompt, make_logits(request, self)
 
-    def insert(self, prepared: tuple[messages.Generate, list[int]]) -> Admitted:
-        request, prompt = prepared
+    def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
+        request, prompt, processors = prepared
         cache, cached = self._cached_prefix(prompt)
         uid = next(self._uids)
-        sampler, processors = make_sampler(request.sampling), make_logits(request.sampling)
+        sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
-        return Admitted(uid=uid, prompt_tokens=len(prompt), cached_tokens=cached)
+        parts = reply_parts(self.replies_tokenizer, request.tools, prompt)
+        return Admitted(
+            uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts, logprobs=recorder_in(processors)
+        )
 
     def remove(self, uid: int) -> None:
         self.lane.remove(uid)

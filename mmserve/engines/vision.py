@@ -45,13 +45,18 @@ from .common import (
     context_length,
     kv_layout,
     logits_for_kept_positions,
+    longest_token_chars,
     make_logits,
     make_sampler,
     quiet_transformers,
+    reply_parts,
+    vocab_size,
     warm_up,
     weights_bytes,
 )
 from .families import UnservedFamilyError, adapter_for
+from .grammar import GrammarTokenizer
+from .logprobs import recorder_in
 
 __all__ = ["VisionEngine"]
 
@@ -328,6 +333,8 @@ class VisionEngine:
         self.memory_limit = 0
         self.context_length = context_length(dict(self.checkpoint.config), model=self.model.language_model)
         self.weights_bytes = weights_bytes(self.model)
+        self.vocab_size = vocab_size(dict(self.checkpoint.config), self.tokenizer)
+        self.longest_token_chars = longest_token_chars(self.tokenizer)
         self.text_dtype = _text_dtype(self.model.language_model)
         # What a sequence's cache holds, measured from the language model's own caches.
         self.kv_layout = kv_layout(self.model.language_model)
@@ -349,6 +356,10 @@ class VisionEngine:
         )
         eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos])
+        self.replies_tokenizer = self.streaming  # mlx-lm's wrapper: thinking and tool-call markers
+        self.grammar_tokenizer = GrammarTokenizer(
+            self.tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
+        )
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
         image_processor = getattr(self.processor, "image_processor", None)
         if image_processor is not None:
@@ -382,11 +393,17 @@ class VisionEngine:
             apc_manager=self.prefix_cache,
         )
 
-    def prompt(self, chat: list[dict], n_images: int) -> str:
-        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images)
+    def prompt(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> str:
+        kwargs = {**(template_kwargs or {}), **({"tools": tools} if tools else {})}
+        return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **kwargs)
 
-    def count(self, chat: list[dict], n_images: int) -> int:
-        ids = self.tokenizer.encode(self.prompt(chat, n_images), add_special_tokens=self.add_special_tokens)
+    def count(
+        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+    ) -> int:
+        prompt = self.prompt(chat, n_images, tools, template_kwargs)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
         return sum(1 for token in ids if token != self.image_token_id)
 
     def detokenizer(self):
@@ -405,7 +422,7 @@ class VisionEngine:
         inputs = prepare_inputs(
             self.processor,
             images=images or None,
-            prompts=self.prompt(request.messages, len(images)),
+            prompts=self.prompt(request.messages, len(images), request.tools, request.template_kwargs),
             image_token_index=self.image_token_id,
             add_special_tokens=self.add_special_tokens,
             **request.processor_kwargs,
@@ -447,11 +464,10 @@ class VisionEngine:
         """Thread-safe per-request work: preprocess the images, run the encoder, build the embeddings."""
         input_ids, prompt_kwargs = self._embed(request)
         mx.eval(input_ids, prompt_kwargs)
-        return request, input_ids, prompt_kwargs
+        return request, input_ids, prompt_kwargs, make_logits(request, self)
 
     def insert(self, prepared) -> Admitted:
-        request, input_ids, prompt_kwargs = prepared
-        processors = make_logits(request.sampling)
+        request, input_ids, prompt_kwargs, processors = prepared
         sampler = make_sampler(request.sampling)
         if sampler is not None:
             processors.append(_sampling_processor(sampler))
@@ -462,7 +478,13 @@ class VisionEngine:
             prompt_kwargs=[prompt_kwargs],
             logits_processors=[processors or None],
         )
-        return Admitted(uid=uid, prompt_tokens=len(tokens), cached_tokens=self._cached_prefix(tokens, prompt_kwargs))
+        return Admitted(
+            uid=uid,
+            prompt_tokens=len(tokens),
+            cached_tokens=self._cached_prefix(tokens, prompt_kwargs),
+            parts=reply_parts(self.replies_tokenizer, request.tools, tokens),
+            logprobs=recorder_in(processors),
+        )
 
     def _cached_prefix(self, tokens: list[int], prompt_kwargs: dict) -> int:
         """Prompt tokens the prefix cache holds for this prompt: what the batch will not prefill."""

@@ -9,7 +9,11 @@ Started by the supervisor as ``python -m mmserve.engines.worker --engine text|vi
   request can join the batch — templating, image preprocessing, the vision encoder —
   so a new image never stalls the sequences already decoding (on mlx's CPU backend
   each op runs on one core: this is what puts the other cores to work);
-- the channel's reader thread answers ``Count`` and ``StatsRequest`` at once.
+- counter threads (each with its own mlx stream) answer ``Count``: templating and
+  tokenizing a prompt, and the processor's counts for images, which take time in
+  proportion to what a client sent;
+- the channel's reader thread answers ``StatsRequest`` and hands everything else on,
+  so it never waits on work that depends on a request's size.
 """
 
 from __future__ import annotations
@@ -36,6 +40,42 @@ DEFAULT_CHECK_SIDE = 1536
 __all__ = ["main"]
 
 
+class StopMatcher:
+    """Finds one stop string in a text given piece by piece, in time linear in the text.
+
+    A Knuth-Morris-Pratt automaton: ``state`` is the length of the longest prefix of the
+    stop string that the text seen so far ends with, so each character costs amortised
+    constant time, however long the stop string and however often the text is fed.
+    """
+
+    def __init__(self, stop: str) -> None:
+        self.stop = stop
+        self.state = 0
+        self.fallback = [0] * len(stop)  # the longest proper border of stop[: i + 1]
+        border = 0
+        for i in range(1, len(stop)):
+            while border and stop[i] != stop[border]:
+                border = self.fallback[border - 1]
+            if stop[i] == stop[border]:
+                border += 1
+            self.fallback[i] = border
+
+    def feed(self, text: str) -> int:
+        """Advance over ``text``; where the stop string ends in it first, the index one past
+        its end in ``text``, else -1 (and ``state`` says how much of it is pending)."""
+        stop, fallback, state = self.stop, self.fallback, self.state
+        for index, char in enumerate(text):
+            while state and char != stop[state]:
+                state = fallback[state - 1]
+            if char == stop[state]:
+                state += 1
+            if state == len(stop):
+                self.state = 0
+                return index + 1
+        self.state = state
+        return -1
+
+
 @dataclass
 class TextAssembler:
     """Turns tokens into text deltas, holding back what could be the start of a stop string."""
@@ -44,29 +84,31 @@ class TextAssembler:
     stop: list[str]
     pending: str = ""
     stopped: bool = False
+    matchers: list[StopMatcher] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matchers = [StopMatcher(stop) for stop in self.stop]
 
     def add(self, token: int) -> str:
         self.detokenizer.add_token(token)
-        self.pending += self.detokenizer.last_segment
-        return self._release(final=False)
+        return self._release(self.detokenizer.last_segment, final=False)
 
     def finish(self) -> str:
         if self.stopped:
             return ""
         self.detokenizer.finalize()
-        self.pending += self.detokenizer.last_segment
-        return self._release(final=True)
+        return self._release(self.detokenizer.last_segment, final=True)
 
-    def _release(self, *, final: bool) -> str:
-        hits = [(self.pending.find(s), s) for s in self.stop if s in self.pending]
-        if hits:
-            cut = min(index for index, _ in hits)
-            out, self.pending, self.stopped = self.pending[:cut], "", True
+    def _release(self, segment: str, *, final: bool) -> str:
+        """What may go out after ``segment``: text up to the earliest stop string, or all of it
+        but the longest tail that may still become one."""
+        start = len(self.pending)
+        self.pending += segment
+        cuts = [start + end - len(matcher.stop) for matcher in self.matchers if (end := matcher.feed(segment)) >= 0]
+        if cuts:
+            out, self.pending, self.stopped = self.pending[: min(cuts)], "", True
             return out
-        if final or not self.stop:
-            out, self.pending = self.pending, ""
-            return out
-        hold = max((n for s in self.stop for n in range(1, len(s)) if self.pending.endswith(s[:n])), default=0)
+        hold = 0 if final else max((matcher.state for matcher in self.matchers), default=0)
         cut = len(self.pending) - hold
         out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
@@ -89,11 +131,18 @@ class Running:
     uid: int
     prompt_tokens: int
     assembler: TextAssembler
+    parts: object = None  # replies.ReplyParts: the reply split into answer, thinking and tool calls
+    logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
+    token_logprobs: list[dict] = field(default_factory=list)  # entries not yet sent
     completion_tokens: int = 0
     cached_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # phase -> ms, for Finished
     admitted: float = 0.0
     first_token: float = 0.0
+
+    def take_logprobs(self) -> list[dict]:
+        taken, self.token_logprobs = self.token_logprobs, []
+        return taken
 
 
 class Worker:
@@ -106,28 +155,14 @@ class Worker:
         self.by_id: dict[str, int] = {}
         self.preparing: set[str] = set()
         self.pool = ThreadPoolExecutor(preparers, thread_name_prefix="prepare", initializer=_own_stream)
+        self.counters = ThreadPoolExecutor(2, thread_name_prefix="count", initializer=_own_stream)
         self.closing = False
-        self._reader_stream = False
 
     # -- messages handled on the reader thread --------------------------------
 
-    def _image_tokens(self, sizes: list) -> list[tuple[int, int]]:
-        """The real processor's counts for images of these sizes, on the reader thread's own stream."""
-        if not self._reader_stream:
-            _own_stream()
-            self._reader_stream = True
-        return self.engine.image_tokens([tuple(size) for size in sizes])
-
     def on_message(self, message) -> bool:
         if isinstance(message, messages.Count):
-            try:
-                tokens = self.engine.count(message.messages, message.n_images)
-                images = self._image_tokens(message.sizes) if message.sizes else []
-                self.channel.send(messages.Counted(message.id, tokens, images))
-            except Exception as exc:  # a template that rejects these messages
-                self.channel.send(
-                    messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages")
-                )
+            self.counters.submit(self._count, message)
             return True
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
@@ -136,6 +171,15 @@ class Worker:
             self.channel.send(memory_stats(message.id, self.engine.memory_limit, len(self.running), prefix))
             return True
         return False
+
+    def _count(self, message: messages.Count) -> None:
+        """On a counter thread: the prompt's text tokens and the processor's counts for images."""
+        try:
+            tokens = self.engine.count(message.messages, message.n_images, message.tools, message.template_kwargs)
+            images = self.engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
+            self.channel.send(messages.Counted(message.id, tokens, images))
+        except Exception as exc:  # a template that rejects these messages
+            self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
 
     # -- the loop ---------------------------------------------------------------
 
@@ -199,7 +243,7 @@ class Worker:
                 raise prepared.result
             admitted = self.engine.insert(prepared.result)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
+            _log_exception("request failed in the worker", request_id=request.id)
             self.channel.send(messages.Failed(id=request.id, message=_short(exc), status=500))
             return
         run = Running(
@@ -208,6 +252,8 @@ class Worker:
             prompt_tokens=admitted.prompt_tokens,
             cached_tokens=admitted.cached_tokens,
             assembler=TextAssembler(self.engine.detokenizer(), list(request.stop)),
+            parts=admitted.parts,
+            logprobs=admitted.logprobs,
             admitted=time.monotonic(),
         )
         if prepared.received:
@@ -224,11 +270,14 @@ class Worker:
             events = self.engine.step()
         except Exception as exc:
             # A failed step poisons the whole batch: end every request cleanly and start over.
-            traceback.print_exc(file=sys.stderr)
+            from .common import restore_random_state
+
+            _log_exception("batch step failed in the worker; its requests are ended", running=len(self.running))
             for run in list(self.running.values()):
                 self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
                 self._forget(run)
             self.engine.reset()
+            restore_random_state()
             return
         for uid, token, finish_reason in events:
             run = self.running.get(uid)
@@ -237,10 +286,15 @@ class Worker:
             if not run.first_token:
                 run.first_token = time.monotonic()
             if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
+                if run.logprobs is not None:
+                    run.token_logprobs.append(run.logprobs.take(run.completion_tokens, token))
                 run.completion_tokens += 1
                 text = run.assembler.add(token)
-                if text:
-                    self.channel.send(messages.Delta(run.id, text, run.completion_tokens))
+                content, reasoning, calls = run.parts.add(text) if run.parts is not None and text else (text, "", [])
+                if content or reasoning or calls:
+                    self.channel.send(
+                        messages.Delta(run.id, content, run.completion_tokens, reasoning, calls, run.take_logprobs())
+                    )
             if run.assembler.stopped:
                 if finish_reason is None:
                     self.engine.remove(uid)
@@ -250,6 +304,13 @@ class Worker:
 
     def _finish(self, run: Running, reason: str) -> None:
         tail = run.assembler.finish() if reason != "cancelled" else ""
+        reasoning, calls = "", []
+        if run.parts is not None and reason != "cancelled":
+            tail, reasoning, calls = run.parts.add(tail)
+            more = run.parts.finish(reason)
+            tail, reasoning, calls = tail + more[0], reasoning + more[1], calls + more[2]
+            if reason == "stop" and run.parts.called:
+                reason = "tool_calls"
         if run.first_token:
             run.timings["prefill_ms"] = _ms(run.first_token - run.admitted)  # admitted to the first token
             run.timings["decode_ms"] = _ms(time.monotonic() - run.first_token)
@@ -260,6 +321,9 @@ class Worker:
                 prompt_tokens=run.prompt_tokens,
                 completion_tokens=run.completion_tokens,
                 text=tail,
+                reasoning=reasoning,
+                tool_calls=calls,
+                logprobs=run.take_logprobs(),
                 cached_tokens=run.cached_tokens,
                 timings=run.timings,
             )
@@ -309,6 +373,20 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+def _log_exception(event: str, **fields) -> None:
+    """The current exception on stderr: one JSON line where the server logs JSON, else a traceback."""
+    if os.environ.get("MMSERVE_WORKER_LOG_FORMAT") == "json":
+        import datetime
+        import json
+
+        line = {"event": event, "level": "error", "pid": os.getpid(), **fields, "exception": traceback.format_exc()}
+        line["timestamp"] = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        print(json.dumps(line, default=str), file=sys.stderr, flush=True)
+    else:
+        print(f"mmserve worker {os.getpid()}: {event}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:600]
@@ -340,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         import mlx.core as mx
 
         from .common import backend as current_backend
+        from .replies import tool_format
 
         backend = current_backend()
         memory_limit = set_memory_limits(backend, args.memory_limit)
@@ -372,15 +451,18 @@ def main(argv: list[str] | None = None) -> int:
             context_length=engine.context_length,
             weights_bytes=engine.weights_bytes,
             kv_bytes_per_token=engine.kv_bytes_per_token,
+            vocab_size=engine.vocab_size,
+            longest_token_chars=engine.longest_token_chars,
+            tool_format=tool_format(engine.replies_tokenizer, engine.grammar_tokenizer),
             kv_layout=layout.as_dict() if (layout := getattr(engine, "kv_layout", None)) is not None else None,
             batch_fault=getattr(engine, "batch_fault", None),
             vision=vision,
             calibration=calibration,
         )
     except Exception as exc:
-        if not isinstance(exc, UnservedFamilyError):  # a refusal says all there is to say
-            traceback.print_exc(file=sys.stderr)
-        channel.send(messages.LoadFailed(_short(exc)))
+        # The server logs the traceback at debug; a refusal says all there is to say.
+        detail = "" if isinstance(exc, UnservedFamilyError) else traceback.format_exc()
+        channel.send(messages.LoadFailed(_short(exc), traceback=detail))
         return 1
     worker = Worker(engine, channel, preparers=args.preparers or (2 if args.engine == "vision" else 1))
     channel.start_reader(worker.on_message)

@@ -15,7 +15,6 @@ are written tensor by tensor into safetensors shards of at most 2 GB.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -722,6 +721,8 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> 
         _write_weights(vision, plans["vision"], seed)
 
         models = SynthModels(text=out / "text", vision=out / "vision")
+        for done in (text, vision):  # the banner says such a model is a demo
+            (done / ".mmserve-random-weights").write_text("random weights written by mmserve synth\n")
         for done, final in ((text, models.text), (vision, models.vision)):
             if final.exists():
                 shutil.rmtree(final)
@@ -729,23 +730,3 @@ def synthesize(out_dir: str | Path, *, seed: int = 0, profile: str = "tiny") -> 
         return models
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point: ``python -m mmserve.synth DIR [--seed N] [--profile NAME]``."""
-    parser = argparse.ArgumentParser(prog="mmserve synth", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="output directory")
-    parser.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="tiny")
-    args = parser.parse_args(argv)
-    models = synthesize(args.dir, seed=args.seed, profile=args.profile)
-    for kind, model in plan(args.profile).items():
-        print(
-            f"{kind}: {getattr(models, kind)} "
-            f"({model.num_parameters / 1e6:.1f}M params, {model.num_bytes / 1e9:.2f} GB)"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,7 @@
 """``python -m mmserve.synth``: the same as ``mmserve synth``."""
 
-from . import main
+import sys
 
-raise SystemExit(main())
+from ..cli import main
+
+raise SystemExit(main(["synth", *sys.argv[1:]]))

@@ -57,12 +57,13 @@ def user(content) -> dict:
         ({**user("hi"), "top_p": 0}, "top_p"),
         ({**user("hi"), "n": 3}, "n"),
         ({**user("hi"), "stop": ["a"] * 40}, "stop"),
-        ({**user("hi"), "stop": [""]}, "stop"),
+        ({**user("hi"), "stop": [""]}, "stop[0]"),
         ({**user("hi"), "stream": "yes"}, "stream"),
         ({**user("hi"), "logprobs": True}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
-        ({**user("hi"), "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({**user("hi"), "response_format": {"type": "json_object"}}, "response_format.type"),
+        ({**user("hi"), "functions": [{"name": "f"}]}, "functions"),
+        ({**user("hi"), "tool_choice": "required"}, "tool_choice"),
+        ({**user("hi"), "response_format": {"type": "xml"}}, "response_format.type"),
     ],
 )
 def test_malformed_request_is_400_naming_the_field(server, body, param):
@@ -75,7 +76,7 @@ def test_malformed_request_is_400_naming_the_field(server, body, param):
 
 
 def test_features_not_served_are_refused_when_asked_for_and_accepted_when_off(server):
-    """logprobs, tools and JSON mode are refused, not ignored; their empty or off forms pass."""
+    """logprobs and the legacy functions are refused, not ignored; their empty or off forms pass."""
     refused = envelope(post(server, {**user("hi"), "logprobs": True}))
     assert refused["code"] == "unsupported_parameter"
     off = {"logprobs": False, "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
@@ -147,8 +148,9 @@ def test_huge_max_tokens_is_clamped_and_reported(server):
 
 
 def test_health_needs_no_key_but_other_routes_do(strict):
-    """With an API key configured, /health is open and every other route answers 401."""
-    assert httpx.get(strict.base_url + "/health", timeout=10).status_code == 200
+    """With an API key configured, /health and the API docs are open and every other route answers 401."""
+    for path in ("/health", "/docs", "/docs/openapi.json"):
+        assert httpx.get(strict.base_url + path, timeout=10).status_code == 200, path
     for method, path in [("GET", "/ready"), ("GET", "/v1/models"), ("POST", CHAT), ("GET", "/admin/status")]:
         response = httpx.request(method, strict.base_url + path, json=user("hi"), timeout=10)
         assert response.status_code == 401, path

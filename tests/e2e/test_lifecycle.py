@@ -18,17 +18,22 @@ from tests.conftest import free_port, start_server
 pytestmark = pytest.mark.slow
 
 
-def test_unloadable_model_exits_non_zero_with_the_reason(models, tmp_path):
-    """A model whose weights cannot be loaded ends the server with exit code 1 and says why."""
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_unloadable_model_exits_non_zero_with_the_reason(models, tmp_path, level):
+    """A model whose weights cannot be loaded ends the server with exit code 1 and one line
+    naming it; the worker's traceback is logged at debug only."""
     broken = tmp_path / "broken"
     shutil.copytree(models / "text", broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     result = subprocess.run(
-        [sys.executable, "-m", "mmserve.cli", "serve", "--text-model", str(broken), "--port", str(free_port())],
+        [sys.executable, "-m", "mmserve.cli", "serve", "--text-model", str(broken), "--port", str(free_port()),
+         "--log-level", level],
         capture_output=True, text=True, timeout=120, env={**os.environ, "MMSERVE_LOG_JSON": "true"},
     )  # fmt: skip
     assert result.returncode == 1
-    assert "could not be loaded" in result.stderr and "safetensors" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mmserve: ") and "could not be loaded" in last and str(broken) in last
+    assert ("Traceback" in result.stderr) == (level == "debug")
 
 
 def test_missing_model_directory_is_a_clear_startup_error(tmp_path):

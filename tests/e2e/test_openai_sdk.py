@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import openai
 import pytest
-from PIL import Image
+
+from tests.conftest import png_data_uri
 
 pytestmark = pytest.mark.slow
-
-
-def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:
-    pixels = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def image_message(uri: str, text: str = "What is in this image?") -> list[dict]:
@@ -227,7 +218,9 @@ def test_metrics_exposes_requests_tokens_guard_and_memory(client, server):
         "mmserve_time_to_first_token_seconds_bucket",
         "mmserve_request_duration_seconds_count",
         'mmserve_request_phase_seconds_count{phase="prefill",route="text"}',
-        'mmserve_guard_decisions{decision="resized"}',
+        'mmserve_guard_decisions_total{decision="resized"}',
+        'mmserve_guard_decisions_total{decision="snapped"}',
+        'mmserve_worker_restarts_total{engine="text"}',
         'mmserve_worker_memory_bytes{engine="vision",kind="peak"}',
         'mmserve_queue_depth{engine="text"}',
         'mmserve_batch_size{engine="text"}',

@@ -10,7 +10,7 @@ import pytest
 from mlx.utils import tree_flatten
 from PIL import Image
 
-from mmserve import synth
+from mmserve import cli, synth
 
 PROMPTS = [
     "Hello, how are you?",
@@ -227,8 +227,8 @@ def test_large_profiles_have_real_qwen_shapes():
 
 
 def test_cli_main_writes_both_models(tmp_path, capsys):
-    """python -m mmserve.synth DIR writes loadable config files for both models."""
-    assert synth.main([str(tmp_path), "--seed", "3"]) == 0
+    """mmserve synth DIR writes loadable config files for both models."""
+    assert cli.main(["synth", str(tmp_path), "--seed", "3"]) == 0
     for kind in ("text", "vision"):
         config = json.loads((tmp_path / kind / "config.json").read_text())
         assert config["vocab_size"] == synth.VOCAB_SIZE

@@ -22,6 +22,8 @@ class ChatStyle:
     eos: tuple[str, ...]
     bos: str | None = None
     roles: tuple[tuple[str, str], ...] = ()  # role renames, e.g. assistant -> model
+    # The assistant's opening when a thinking template is asked not to think (enable_thinking=false).
+    unthinking: str | None = None
 
     def template(self) -> str:
         rename = "".join(f"{{%- if role == '{a}' %}}{{%- set role = '{b}' %}}{{%- endif %}}" for a, b in self.roles)
@@ -32,14 +34,25 @@ class ChatStyle:
             + rename
             + "{{- '"
             + turn
-            + "' }}{%- endfor %}{%- if add_generation_prompt %}{{- '"
+            + "' }}{%- endfor %}{%- if add_generation_prompt %}"
+            + self._opening()
+            + "{%- endif %}"
+        )
+
+    def _opening(self) -> str:
+        if self.unthinking is None:
+            return "{{- '" + self.prompt + "' }}"
+        return (
+            "{%- if enable_thinking is defined and enable_thinking is false %}{{- '"
+            + self.unthinking
+            + "' }}{%- else %}{{- '"
             + self.prompt
             + "' }}{%- endif %}"
         )
 
 
-def _style(special, turn, prompt, eos, bos=None, roles=()) -> ChatStyle:
-    return ChatStyle(Vocabulary(special=tuple(special)), turn, prompt, tuple(eos), bos, tuple(roles))
+def _style(special, turn, prompt, eos, bos=None, roles=(), unthinking=None) -> ChatStyle:
+    return ChatStyle(Vocabulary(special=tuple(special)), turn, prompt, tuple(eos), bos, tuple(roles), unthinking)
 
 
 STYLES = {
@@ -48,6 +61,15 @@ STYLES = {
         "<|im_start|>{role}\\n{content}<|im_end|>\\n",
         "<|im_start|>assistant\\n",
         ("<|im_end|>", "<|endoftext|>"),
+    ),
+    # Qwen3's thinking checkpoints (Qwen3-*-Thinking-2507): the template opens the model's
+    # thinking block itself, or closes it empty when asked not to think.
+    "chatml_thinking": _style(
+        ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"),
+        "<|im_start|>{role}\\n{content}<|im_end|>\\n",
+        "<|im_start|>assistant\\n<think>\\n",
+        ("<|im_end|>", "<|endoftext|>"),
+        unthinking="<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n",
     ),
     "llama3": _style(
         ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mmserve.engines.worker import TextAssembler
 
 
@@ -53,3 +56,47 @@ def test_held_text_is_not_released_early():
     assembler = TextAssembler(CharDetokenizer(), ["<|end|>"])
     released = "".join(assembler.add(ord(c)) for c in "hi <|en")
     assert released == "hi "
+
+
+def reference(pieces: list[str], stop: list[str]) -> tuple[str, bool]:
+    """The plain definition: cut at the earliest stop string found in all the text so far."""
+    text = ""
+    for piece in pieces:
+        text += piece
+        hits = [text.find(s) for s in stop if s in text]
+        if hits:
+            return text[: min(hits)], True
+    return text, False
+
+
+def test_long_stop_strings_hold_back_only_what_matches():
+    """A stop string of a thousand characters holds back only the tail that matches its start."""
+    stop = "x" * 999 + "!"
+    assembler = TextAssembler(CharDetokenizer(), [stop] * 16)
+    released = "".join(assembler.add(ord(c)) for c in "ab" + "x" * 1500)
+    assert released == "ab" + "x" * 501  # 999 x's may still begin the stop string
+    assert assembler.add(ord("y")) == "x" * 999 + "y"
+
+
+alphabet = st.sampled_from("abAB!")
+
+
+@given(
+    pieces=st.lists(st.text(alphabet, max_size=4), max_size=30),
+    stop=st.lists(st.text(alphabet, min_size=1, max_size=6), max_size=4),
+)
+def test_matches_the_plain_definition(pieces, stop):
+    """Fed piece by piece, the text released equals the text cut at the earliest stop string,
+    and nothing that may still become a stop string goes out early."""
+    detokenizer = CharDetokenizer()
+    assembler = TextAssembler(detokenizer, stop)
+    out = ""
+    for piece in pieces:
+        detokenizer.last_segment = piece
+        out += assembler._release(piece, final=False)
+        assert reference([out], stop) == (out, False) or assembler.stopped
+        if assembler.stopped:
+            break
+    if not assembler.stopped:
+        out += assembler._release("", final=True)
+    assert (out, assembler.stopped) == reference(pieces, stop)

@@ -358,3 +358,15 @@ def test_min_side_refuses_rather_than_shrink_below_it():
     assert max(plan(budget_bytes=budget).images[0].resized) <= 616
     with pytest.raises(NeverFitsError):
         plan(images=[ImageRequest(4000, 3000, min_side=1000)], budget_bytes=budget, max_tokens=512)
+
+
+def test_snapping_to_the_grid_is_not_shrinking():
+    """A 320x200 image only rounded to the 28 px grid is snapped, not shrunk; a 4000x3000 photo
+    fitted to the tier's side is shrunk (and its snap is part of that, not counted apart)."""
+    small = plan(images=[ImageRequest(320, 200)])
+    assert small.images[0].resized == (308, 196)
+    assert (small.images[0].shrunk, small.images[0].snapped) == (False, True)
+    assert (small.images_shrunk, small.images_snapped) == (0, 1)
+    large = plan()
+    assert (large.images[0].shrunk, large.images[0].snapped) == (True, False)
+    assert (large.images_shrunk, large.images_snapped) == (1, 0)

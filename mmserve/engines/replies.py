@@ -1,0 +1,138 @@
+"""A reply's text split into the answer, the model's thinking and its tool calls.
+
+mlx-lm's ``TextStateMachine`` follows the markers the model's tokenizer declares
+(``<think>`` ... ``</think>``, ``<tool_call>`` ... ``</tool_call>``) through decoded text,
+whatever tokens spell them, and strips them. Tool-call text is parsed with the parser
+mlx-lm picked for the model's chat template (``mlx_lm.tool_parsers``); a call that does
+not parse stays in the answer, so nothing the model wrote is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import structlog
+from mlx_lm.generate import TextStateMachine
+
+__all__ = ["ReplyParts", "prompt_opens_thinking", "tool_format"]
+
+log = structlog.get_logger("mmserve.worker")
+
+
+def tool_format(tokenizer, grammar_tokenizer) -> dict[str, str] | None:
+    """How the model calls tools: mlx-lm's parser for its template, the markers around a call
+    and how llguidance's lark spells each (``grammar_start``, ``grammar_end``: a token it
+    takes for special, which stands for no text there, by its id); None where the template
+    declares no format."""
+    if not tokenizer.has_tool_calling:
+        return None
+    special = grammar_tokenizer.get().is_special_token
+
+    def spelling(marker: str) -> str:
+        ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
+        return f"<[{ids[0]}]>" if len(ids) == 1 and special(ids[0]) else json.dumps(marker)
+
+    start, end = tokenizer.tool_call_start, tokenizer.tool_call_end or ""
+    return {
+        "parser": tokenizer.tool_parser.__module__.rsplit(".", 1)[-1],
+        "start": start,
+        "end": end,
+        "grammar_start": spelling(start),
+        "grammar_end": spelling(end),
+    }
+
+
+def prompt_opens_thinking(tokenizer, prompt: list[int]) -> bool:
+    """Whether the prompt ends inside a thinking block (a template that opens ``<think>`` for
+    the model): the last few tokens hold the start marker after any end marker."""
+    if not tokenizer.has_thinking:
+        return False
+    tail = list(prompt[-8:])
+    last = {token: i for i, token in enumerate(tail)}
+    return last.get(tokenizer.think_start_tokens[-1], -1) > last.get(tokenizer.think_end_tokens[-1], -1)
+
+
+class ReplyParts:
+    """Splits one reply, as it is decoded, into answer, thinking and tool calls."""
+
+    def __init__(self, tokenizer, *, tools: list[dict] | None, thinking: bool) -> None:
+        transitions: dict[str, list[tuple[str, str]]] = {"normal": []}
+        if tokenizer.has_thinking:
+            transitions["normal"].append((tokenizer.think_start, "reasoning"))
+            transitions["reasoning"] = [(tokenizer.think_end, "normal")]
+        if tools and tokenizer.has_tool_calling:
+            transitions["normal"].append((tokenizer.tool_call_start, "tool"))
+            if tokenizer.has_thinking:
+                transitions["reasoning"].append((tokenizer.tool_call_start, "tool"))
+            transitions["tool"] = [(tokenizer.tool_call_end, "normal")] if tokenizer.tool_call_end else []
+        self.tools = tools
+        self.parse = tokenizer.tool_parser
+        self.markers = (tokenizer.tool_call_start or "", tokenizer.tool_call_end or "")
+        self.machine = TextStateMachine(transitions)
+        self.state = self.machine.make_state("reasoning" if thinking and tokenizer.has_thinking else "normal")
+        self.tool_text = ""
+        self.called = False  # whether any tool call was made
+
+    @staticmethod
+    def wanted(tokenizer, tools: list[dict] | None) -> bool:
+        """Whether a reply needs splitting at all: the model thinks, or it was offered tools."""
+        return tokenizer.has_thinking or bool(tools and tokenizer.has_tool_calling)
+
+    def add(self, text: str) -> tuple[str, str, list[dict]]:
+        """The answer, thinking and complete tool calls in the next piece of text."""
+        self.state, segments = TextStateMachine.split(self.state, text)
+        return self._collect(segments)
+
+    def finish(self, finish_reason: str) -> tuple[str, str, list[dict]]:
+        """What is left at the end: a partial marker is dropped on a natural stop, kept when cut off."""
+        if finish_reason == "stop":
+            self.state, current = TextStateMachine.discard(self.state)
+            segments = [(current, "")]
+        else:
+            self.state, rest, current = TextStateMachine.flush(self.state)
+            segments = [(current, rest)]
+        content, reasoning, calls = self._collect(segments)
+        if self.tool_text:  # a call the reply ended inside of
+            more, unparsed = self._calls(self.tool_text, closed=False)
+            calls, content = calls + more, content + unparsed
+            self.tool_text = ""
+        return content, reasoning, calls
+
+    def _collect(self, segments) -> tuple[str, str, list[dict]]:
+        content, reasoning, calls = [], [], []
+        for state, text in segments:
+            if state == "tool":
+                self.tool_text += text
+                continue
+            if self.tool_text:  # the call just ended
+                more, unparsed = self._calls(self.tool_text, closed=True)
+                calls += more
+                content.append(unparsed)
+                self.tool_text = ""
+            (reasoning if state == "reasoning" else content).append(text)
+        return "".join(content), "".join(reasoning), calls
+
+    def _calls(self, text: str, *, closed: bool) -> tuple[list[dict], str]:
+        """The calls in one tool-call block, in OpenAI's shape; or none and the block's text,
+        its markers put back (``closed``: the end marker was seen)."""
+        try:
+            parsed = self.parse(text, self.tools)
+        except Exception as exc:  # the parsers raise what their format's decoder raises
+            log.warning("tool call not parsed; kept as text", error=str(exc)[:200])
+            return [], self.markers[0] + text + (self.markers[1] if closed else "")
+        calls = []
+        for call in parsed if isinstance(parsed, list) else [parsed]:
+            arguments = call.get("arguments", {})
+            calls.append(
+                {
+                    "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                    },
+                }
+            )
+        self.called = self.called or bool(calls)
+        return calls, ""
