@@ -2,7 +2,8 @@
 
 The naive client is what a first script does: render every page at 300 dpi with
 pypdfium2 and send the pages one at a time, each as a 2550x3300 PNG, with
-``detail`` left at auto. `mmserve ocr` asks the server for its limits, renders at the
+``detail`` left at auto. Every client gets a PDF of its own (same layout, a different
+title), so the server's image and prefix caches never answer for an earlier run. `mmserve ocr` asks the server for its limits, renders at the
 side the server will read and keeps the server's batches full. Each run writes
 into a fresh folder, so nothing is resumed. Usage::
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import platform
 import statistics
 import sys
@@ -104,6 +106,41 @@ def _typical(sizes: list) -> list:
     return [int(statistics.median(size[0] for size in sizes)), int(statistics.median(size[1] for size in sizes))]
 
 
+SECTION = "documents"
+
+
+def section(result: dict) -> str:
+    """The Markdown table of one run, for docs/benchmarks.md."""
+    server = result.get("server") or {}
+    rows = [
+        "| client | pages/min | seconds | page sent | page read | rendering |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        rows.append(
+            f"| {run['client']} | {run['pages_per_minute']:.1f} | {run['seconds']:.1f} | "
+            f"{run['sent'][0]}x{run['sent'][1]} | {run['read'][0]}x{run['read'][1]} | {run['render_s']:.1f} s |"
+        )
+    return (
+        f"### {result['label']}: {result['runs'][0]['pages']} pages, max_tokens {result['max_tokens']}\n\n"
+        f"Server: tier {server.get('tier')}, images start at {server.get('image_side')} px, ceiling "
+        f"{server.get('max_image_side')} px, {server.get('replicas')} vision workers of batch "
+        f"{server.get('max_batch_size')}.\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def write_section(report: Path, body: str) -> None:
+    """Replace (or append) the ``documents`` section of ``report``; ``bench/run.py`` keeps it."""
+    begin, end = f"<!-- bench:begin {SECTION} -->", f"<!-- bench:end {SECTION} -->"
+    text = report.read_text()
+    block = f"{begin}\n{body}{end}\n"
+    if begin in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    report.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
@@ -126,12 +163,17 @@ def main() -> int:
     models = httpx.get(f"{args.base_url}/models", timeout=10).json()["data"]
     limits = next((m["mmserve"] for m in models if "mmserve" in m), {})
     with tempfile.TemporaryDirectory() as folder:
-        pdf = Path(folder) / "report.pdf"
-        write_pdf(pdf, sample_pages(args.pages))
-        runs = [naive(pdf, args.base_url, args.max_tokens)]
+
+        def document(run: int) -> Path:
+            # Pages no earlier run sent: the server's image and prefix caches must not answer for them.
+            pdf = Path(folder) / f"report-{run}.pdf"
+            write_pdf(pdf, sample_pages(args.pages, title=f"Report {os.getpid()}-{time.time_ns()}-{run}"))
+            return pdf
+
+        runs = [naive(document(0), args.base_url, args.max_tokens)]
         print(json.dumps(runs[-1]), flush=True)
-        for side in args.side or [0]:
-            runs.append(mmserve_ocr(pdf, args.base_url, args.max_tokens, side or None))
+        for run, side in enumerate(args.side or [0], start=1):
+            runs.append(mmserve_ocr(document(run), args.base_url, args.max_tokens, side or None))
             print(json.dumps(runs[-1]), flush=True)
     result = {"label": args.label, "max_tokens": args.max_tokens, "server": limits, "runs": runs}
     if args.out:

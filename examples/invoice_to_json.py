@@ -43,6 +43,7 @@ PROMPT = "Extract the invoice's fields."
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", help="default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1")
+    parser.add_argument("--image-side", type=int, help="longer side to send pages at (default: the server's most)")
     parser.add_argument("--folder", default="invoice_demo")
     args = parser.parse_args()
     folder = Path(args.folder)
@@ -51,7 +52,13 @@ def main() -> int:
     (folder / "invoice.schema.json").write_text(json.dumps(SCHEMA, indent=2) + "\n")
 
     summary = ocr.ocr(
-        pdf, out=folder / "run.jsonl", base_url=args.base_url, prompt=PROMPT, schema=SCHEMA, max_tokens=256
+        pdf,
+        out=folder / "run.jsonl",
+        base_url=args.base_url,
+        image_side=args.image_side,
+        prompt=PROMPT,
+        schema=SCHEMA,
+        max_tokens=256,
     )
     extracted = json.loads((folder / "invoice.json").read_text())
     print("extracted:", json.dumps(extracted["pages"][0]["json"], indent=2))

@@ -25,6 +25,7 @@ from mmserve.clients.samples import SamplePage, sample_pages, write_pdf
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", help="default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1")
+    parser.add_argument("--image-side", type=int, help="longer side to send pages at (default: the server's most)")
     parser.add_argument("--folder", default="pdf_demo")
     args = parser.parse_args()
     folder = Path(args.folder)
@@ -34,7 +35,7 @@ def main() -> int:
     pages.append(SamplePage(["Appendix B (a page stored rotated)", "Signed: J. Doe"], rotate=90))
     pdf = write_pdf(folder / "report.pdf", pages)
 
-    summary = ocr.ocr(pdf, out=folder / "run.jsonl", base_url=args.base_url, max_tokens=512)
+    summary = ocr.ocr(pdf, out=folder / "run.jsonl", base_url=args.base_url, image_side=args.image_side, max_tokens=512)
     for line in (folder / "run.jsonl").read_text().splitlines():
         record = json.loads(line)
         print(f"page {record['page']}: sent {record['size']}, read at {record['resized']}, {record['tokens']} tokens")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -261,16 +263,92 @@ def test_caption_heic_photo_is_converted_and_sent(api, tmp_path):
     assert record["mmserve"]["images"][0]["original"] == [96, 64]
 
 
-def test_caption_schema_falls_back_to_the_prompt_when_the_server_lacks_response_format(api, tmp_path, capsys):
-    """--schema: a server refusing response_format gets the schema in the prompt instead, said once."""
+SCHEMA = {
+    "type": "object",
+    "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]}},
+    "required": ["colour"],
+    "additionalProperties": False,
+}
+
+
+def test_caption_schema_goes_through_response_format(api, tmp_path):
+    """--schema: the server's constrained decoding answers JSON matching the schema, parsed into `json`."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (200, 20, 20)).save(folder / "red.png")
+    summary = caption.caption(
+        folder, out=tmp_path / "c.jsonl", base_url=api, schema=SCHEMA, max_tokens=48, progress=False
+    )
+    (record,) = lines(tmp_path / "c.jsonl")
+    assert summary.exit_code == 0 and record["json_via"] == "response_format"
+    assert record["json"]["colour"] in ("red", "green", "blue") and record["json_error"] is None
+
+
+class NoResponseFormatProxy:
+    """Forwards to the server, but answers 400 unsupported_parameter to any request with response_format."""
+
+    def __init__(self, upstream: str) -> None:
+        proxy = self
+        self.refused = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if body and "response_format" in json.loads(body):
+                    proxy.refused += 1
+                    error = {
+                        "message": "response_format is not supported",
+                        "type": "invalid_request_error",
+                        "param": "response_format.type",
+                        "code": "unsupported_parameter",
+                    }
+                    status, payload = 400, json.dumps({"error": error}).encode()
+                else:
+                    answer = httpx.request(
+                        method, upstream + self.path, content=body or None,
+                        headers={"Content-Type": "application/json"}, timeout=120,
+                    )  # fmt: skip
+                    status, payload = answer.status_code, answer.content
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._forward("GET")
+
+            def do_POST(self) -> None:
+                self._forward("POST")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_caption_schema_falls_back_to_the_prompt_when_the_server_lacks_response_format(server, tmp_path, capsys):
+    """--schema against a server refusing response_format: the schema goes in the prompt instead, said once."""
     folder = tmp_path / "in"
     folder.mkdir()
     for n in (1, 2):
         Image.new("RGB", (64, 48), (n * 60, 90, 90)).save(folder / f"{n}.png")
-    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
-    summary = caption.caption(folder, out=tmp_path / "c.jsonl", base_url=api, schema=schema, concurrency=1, **FAST)
+    proxy = NoResponseFormatProxy(server.base_url)
+    try:
+        summary = caption.caption(
+            folder, out=tmp_path / "c.jsonl", base_url=proxy.url, schema=SCHEMA, concurrency=1, **FAST
+        )
+    finally:
+        proxy.close()
     records = lines(tmp_path / "c.jsonl")
-    assert summary.exit_code == 0
+    assert summary.exit_code == 0 and proxy.refused == 1
     assert [r["json_via"] for r in records] == ["prompt", "prompt"]
     assert all(r["json"] is not None or r["json_error"] for r in records)
     assert capsys.readouterr().err.count("does not take response_format") == 1
