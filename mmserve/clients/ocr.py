@@ -49,7 +49,9 @@ import io
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -863,8 +865,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, prompt=DEFAULT_PROMPT, max_tokens=2048)
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: finished pages are journaled first
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``mmserve ocr`` with parsed ``args``; returns the exit code."""
+    previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         summary = ocr(
             args.inputs,
@@ -897,6 +904,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, JournalBusyError, ImportError) as exc:
         print(f"ocr: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if summary.total == 0 and not summary.failed_documents:
         print("ocr: no pages found", file=sys.stderr)
         return 2

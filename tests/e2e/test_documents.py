@@ -427,8 +427,9 @@ def test_extension_sides_out_of_range_are_refused_naming_the_field(api):
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "mmserve.max_image_side"
 
 
-def test_ctrl_c_mid_run_then_resume_accounts_for_every_page_once(api, tmp_path):
-    """SIGINT during `mmserve ocr` exits 130 with whole lines; the re-run completes and no page is done twice."""
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stopped_run_then_resume_accounts_for_every_page_once(api, tmp_path, stop):
+    """Ctrl-C or SIGTERM during `mmserve ocr` exits 130 with whole lines; the re-run sends only the rest."""
     import signal
     import subprocess
     import sys
@@ -441,7 +442,7 @@ def test_ctrl_c_mid_run_then_resume_accounts_for_every_page_once(api, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, stop))
     _, err = process.communicate(timeout=60)
     first = lines(out)
     assert process.returncode == 130 and 2 <= len(first) < 6, err
@@ -452,3 +453,15 @@ def test_ctrl_c_mid_run_then_resume_accounts_for_every_page_once(api, tmp_path):
     assert [line for line in (tmp_path / "long.md").read_text().splitlines() if line.startswith("## ")] == [
         f"## Page {n}" for n in range(1, 7)
     ]
+
+
+def test_ocr_schema_gathers_each_pages_json_into_the_documents_json(api, library, tmp_path):
+    """ocr --schema: each page's JSON (constrained by response_format) is in its line and in <name>.json."""
+    out = tmp_path / "run.jsonl"
+    summary = ocr.ocr(library / "memo.pdf", out=out, base_url=api, schema=SCHEMA, image_side=SIDE, max_tokens=48,
+                      progress=False)  # fmt: skip
+    records = lines(out)
+    gathered = json.loads((tmp_path / "memo.json").read_text())
+    assert summary.exit_code == 0 and [r["json_via"] for r in records] == ["response_format"] * 2
+    assert gathered["pages"] == [{"page": r["page"], "json": r["json"]} for r in records]
+    assert all(page["json"]["colour"] in ("red", "green", "blue") for page in gathered["pages"])
