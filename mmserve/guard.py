@@ -225,7 +225,8 @@ class MemoryGuard:
     async def plan(self, engine, job, decoded: list, text_tokens: int, counted: list = ()) -> Planned:
         """Plan, resize and reserve memory for one request; raises the client-facing errors.
 
-        ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
+        ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``. A request
+        for ``n`` choices holds what one sequence needs ``n`` times."""
         requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
         held_when_planned = self.ledger.held_bytes
         try:
@@ -256,7 +257,9 @@ class MemoryGuard:
             if self.settings.no_guard:  # measurement only: nothing is held back
                 release, held_when_admitted = _nothing, held_when_planned
             else:
-                reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+                reservation = await self.ledger.reserve(
+                    plan.reserve_bytes * job.n, timeout_s=self.settings.memory_wait_s
+                )
                 release, held_when_admitted = reservation.release, reservation.held_before
         except guards.PlanError as exc:
             self.decisions["refused"] += 1
@@ -272,7 +275,10 @@ class MemoryGuard:
             # The peak it was admitted under: after a wait for memory, others hold less than when it was planned.
             "memory": {
                 "budget_bytes": plan.budget_bytes,
-                "planned_peak_bytes": plan.planned_peak_bytes - held_when_planned + held_when_admitted,
+                "planned_peak_bytes": plan.planned_peak_bytes
+                + plan.reserve_bytes * (job.n - 1)
+                - held_when_planned
+                + held_when_admitted,
             },
         }
         if plan.max_tokens_clamped_from is not None:

@@ -52,6 +52,7 @@ class Job:
     tools: list[dict] | None = None  # offered to the model, as its chat template takes them
     template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
     logprobs: int | None = None  # None: none; else how many alternatives per token
+    n: int = 1  # choices, each its own sequence in the batch
     extra: dict = field(default_factory=dict)
 
 
@@ -265,4 +266,5 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         tools=tools,
         template_kwargs=_template_kwargs(request),
         logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        n=request.n,
     )

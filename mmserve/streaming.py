@@ -35,17 +35,20 @@ def _event(payload: object, event: str | None = None) -> bytes:
     return head + b"data: " + msgspec.json.encode(payload) + b"\n\n"
 
 
-def usage_of(finished: messages.Finished) -> Usage:
+def usage_of(finished: list[messages.Finished]) -> Usage:
+    """A request's usage from its choices' ends: the prompt once, every choice's completion."""
+    prompt = max(f.prompt_tokens for f in finished)
+    completion = sum(f.completion_tokens for f in finished)
     return Usage(
-        prompt_tokens=finished.prompt_tokens,
-        completion_tokens=finished.completion_tokens,
-        total_tokens=finished.prompt_tokens + finished.completion_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=finished.cached_tokens),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=max(f.cached_tokens for f in finished)),
     )
 
 
 async def sse_chunks(
-    events: AsyncIterator[messages.Delta | messages.Finished],
+    events: AsyncIterator[tuple[int, messages.Delta | messages.Finished]],
     *,
     completion_id: str,
     created: int,
@@ -54,46 +57,52 @@ async def sse_chunks(
     report: dict,
     on_close: Callable[[], None],
     log: dict,
+    choices: int = 1,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed chat completion; an in-band error's code goes on the request's log line."""
+    """The SSE body of a streamed chat completion, its events tagged with their choice's
+    index; the ``mmserve`` report rides on the chunk that ends the last choice. An in-band
+    error's code goes on the request's log line."""
 
-    def chunk(delta: DeltaMessage, finish_reason: str | None = None, logprobs=None, **extra) -> bytes:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
+    def chunk(index: int, delta: DeltaMessage, finish_reason: str | None = None, logprobs=None, **extra) -> bytes:
+        choice = ChunkChoice(index=index, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
         return _event(ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice], **extra))
 
-    calls = 0  # tool calls sent so far: each delta's index
+    calls = [0] * choices  # tool calls sent so far per choice: each delta's index
 
-    def delta(event: messages.Delta | messages.Finished) -> DeltaMessage | None:
-        nonlocal calls
+    def delta(index: int, event: messages.Delta | messages.Finished) -> DeltaMessage | None:
         tool_calls = [
             ToolCallDelta(
-                index=calls + n,
+                index=calls[index] + n,
                 id=call["id"],
                 type="function",
                 function=FunctionDelta(name=call["function"]["name"], arguments=call["function"]["arguments"]),
             )
             for n, call in enumerate(event.tool_calls)
         ]
-        calls += len(tool_calls)
+        calls[index] += len(tool_calls)
         if not (event.text or event.reasoning or tool_calls):
             return None
         return DeltaMessage(
             content=event.text or None, reasoning_content=event.reasoning or None, tool_calls=tool_calls or None
         )
 
+    finished: list[messages.Finished] = []
     try:
-        yield chunk(DeltaMessage(role="assistant", content=""))
-        async for event in events:
-            if (message := delta(event)) is not None or event.logprobs:
+        for index in range(choices):
+            yield chunk(index, DeltaMessage(role="assistant", content=""))
+        async for index, event in events:
+            if (message := delta(index, event)) is not None or event.logprobs:
                 logprobs = msgspec.convert({"content": event.logprobs}, ChoiceLogprobs) if event.logprobs else None
-                yield chunk(message or DeltaMessage(content=""), logprobs=logprobs)
+                yield chunk(index, message or DeltaMessage(content=""), logprobs=logprobs)
             if isinstance(event, messages.Delta):
                 continue
-            yield chunk(DeltaMessage(), event.finish_reason, mmserve=report)
-            if include_usage:
+            finished.append(event)
+            last = len(finished) == choices
+            yield chunk(index, DeltaMessage(), event.finish_reason, **({"mmserve": report} if last else {}))
+            if last and include_usage:
                 yield _event(
                     ChatCompletionChunk(
-                        id=completion_id, created=created, model=model, choices=[], usage=usage_of(event)
+                        id=completion_id, created=created, model=model, choices=[], usage=usage_of(finished)
                     )
                 )
         yield DONE

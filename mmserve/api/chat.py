@@ -29,8 +29,11 @@ class Reply:
         self.reasoning: list[str] = []
         self.tool_calls: list[ToolCall] = []
         self.logprobs: list[dict] = []
+        self.finished: messages.Finished | None = None
 
     def add(self, event: messages.Delta | messages.Finished) -> None:
+        if isinstance(event, messages.Finished):
+            self.finished = event
         self.content.append(event.text)
         self.reasoning.append(event.reasoning)
         self.tool_calls += [msgspec.convert(call, ToolCall) for call in event.tool_calls]
@@ -91,9 +94,8 @@ class ChatController(Controller):
 
             async def replay():
                 yield first
-                if not isinstance(first, messages.Finished):
-                    async for event in events:
-                        yield event
+                async for event in events:
+                    yield event
 
             body = sse_chunks(
                 replay(),
@@ -101,6 +103,7 @@ class ChatController(Controller):
                 created=created,
                 model=prepared.engine.name,
                 include_usage=job.include_usage,
+                choices=prepared.choices,
                 report=prepared.report,
                 on_close=prepared.release,
                 log=log,
@@ -118,13 +121,13 @@ class ChatController(Controller):
     async def _collect(
         self, request: Request, prepared: Prepared, events, completion_id: str, created: int
     ) -> ChatCompletion:
-        async def collect():
-            reply = Reply()
-            async for event in events:
-                reply.add(event)
-                if isinstance(event, messages.Finished):
-                    return reply, event
-            raise RuntimeError("the engine ended the request without finishing it")
+        async def collect() -> list[Reply]:
+            replies = [Reply() for _ in range(prepared.choices)]
+            async for index, event in events:
+                replies[index].add(event)
+            if any(reply.finished is None for reply in replies):
+                raise RuntimeError("the engine ended the request without finishing it")
+            return replies
 
         work = asyncio.create_task(collect())
         watcher = asyncio.create_task(_until_disconnect(request))
@@ -138,19 +141,20 @@ class ChatController(Controller):
             await asyncio.gather(watcher, work, return_exceptions=True)
         if left:
             raise ClientDisconnectedError("the client closed the connection before the answer was ready")
-        reply, finished = await work
+        replies = await work
         return ChatCompletion(
             id=completion_id,
             created=created,
             model=prepared.engine.name,
             choices=[
                 Choice(
-                    index=0,
+                    index=index,
                     message=reply.message(),
-                    finish_reason=finished.finish_reason,
+                    finish_reason=reply.finished.finish_reason,
                     logprobs=reply.choice_logprobs() if prepared.generate.logprobs is not None else None,
                 )
+                for index, reply in enumerate(replies)
             ],
-            usage=usage_of(finished),
+            usage=usage_of([reply.finished for reply in replies]),
             mmserve=prepared.report,
         )

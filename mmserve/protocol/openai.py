@@ -50,6 +50,7 @@ MAX_STOP_CHARS = 1_024  # per stop sequence
 MAX_NAME_CHARS = 256  # model, message name, user
 MAX_TOOLS = 128  # tools offered, tool calls in one assistant turn
 MAX_LOGIT_BIAS = 300  # tokens biased, as OpenAI bounds it
+MAX_CHOICES = 128  # n, as OpenAI bounds it
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # a 64-bit signed integer, as vLLM takes it
 
 
@@ -166,7 +167,7 @@ class ChatCompletionRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
-    n: Annotated[int, Meta(ge=1, le=1)] = 1
+    n: Annotated[int, Meta(ge=1, le=MAX_CHOICES)] = 1  # the server's max_choices may bound it lower
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     # Token id (as a string, OpenAI's spelling) -> a bias added to its logit.
@@ -209,8 +210,6 @@ def decode_chat_request(body: bytes) -> ChatCompletionRequest:
             message = message[: match.start()]
         if missing := _MISSING.search(message):  # the path names the object; the field is in the text
             param = f"{param}.{missing.group(1)}".lstrip(".")
-        if param == "n":
-            message = "only n=1 is supported"
         raise InvalidRequestError(message, param=param or None, code="invalid_value") from None
     # Refused rather than ignored: a client asking for these would otherwise get plain text or null.
     if request.functions:
