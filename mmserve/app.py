@@ -25,6 +25,7 @@ from litestar.exceptions import HTTPException
 
 from . import __version__
 from .api.chat import ChatController
+from .api.completions import CompletionsController
 from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
 from .banner import render_banner, startup_report
@@ -287,6 +288,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             ChatController,
+            CompletionsController,
             ModelsController,
             HealthController,
             AdminController,

@@ -9,10 +9,10 @@ import msgspec
 
 from .engines.messages import Sampling
 from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
-from .protocol.openai import ChatCompletionRequest, TextPart
+from .protocol.openai import ChatCompletionRequest, CompletionRequest, Sampled, TextPart, prompt_of
 from .structured import response_grammar, tool_call_grammar
 
-__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
+__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize", "normalize_completion"]
 
 AUTO = "auto"
 
@@ -53,6 +53,7 @@ class Job:
     template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
     logprobs: int | None = None  # None: none; else how many alternatives per token
     n: int = 1  # choices, each its own sequence in the batch
+    prompt: str | list[int] | None = None  # a text completion's raw prompt (no chat template); messages is empty
     extra: dict = field(default_factory=dict)
 
 
@@ -164,7 +165,7 @@ def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | N
     return tools, grammar
 
 
-def _logit_bias(request: ChatCompletionRequest, route: Route) -> dict[int, float] | None:
+def _logit_bias(request: Sampled, route: Route) -> dict[int, float] | None:
     """logit_bias with its token ids as integers, each within the model's vocabulary."""
     if not request.logit_bias:
         return None
@@ -198,7 +199,7 @@ def _flatten(content: str | list[dict]) -> str:
     return "\n".join(part["text"] for part in content if part["type"] == "text")
 
 
-def _within_model_bounds(request: ChatCompletionRequest, route: Route, chat: list[dict]) -> None:
+def _within_model_bounds(request: Sampled, route: Route, chat: list[dict]) -> None:
     """The bounds that depend on the model, checked in time linear in the request's size.
 
     A prompt is at least its characters divided by the longest token's, so one that cannot
@@ -241,8 +242,55 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
             "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
         )
 
-    stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    sampling = Sampling(
+    return Job(
+        route=route,
+        messages=chat,
+        images=images,
+        max_tokens=request.max_completion_tokens or request.max_tokens,
+        sampling=_sampling(request, route),
+        stop=_stops(request),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        grammar=forced_call or response_grammar(request.response_format),
+        tools=tools,
+        template_kwargs=_template_kwargs(request),
+        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        n=request.n,
+    )
+
+
+def normalize_completion(request: CompletionRequest, routes: list[Route]) -> Job:
+    """A text completion (a raw prompt, no chat template) as the text engine's ``Job``."""
+    route = _pick_route(request.model, routes, [])
+    if route.kind != "text":
+        raise InvalidRequestError(
+            f"completions are served by a text model; '{route.name}' is a vision model", param="model"
+        )
+    prompt = prompt_of(request)
+    if isinstance(prompt, list) and route.vocab_size and max(prompt) >= route.vocab_size:
+        raise InvalidRequestError(f"the prompt holds a token id past the model's {route.vocab_size}", param="prompt")
+    _within_model_bounds(request, route, [{"role": "user", "content": prompt if isinstance(prompt, str) else ""}])
+    return Job(
+        route=route,
+        messages=[],
+        prompt=prompt,
+        images=[],
+        max_tokens=request.max_tokens,
+        sampling=_sampling(request, route),
+        stop=_stops(request),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        logprobs=request.logprobs,
+        n=request.n,
+    )
+
+
+def _stops(request: Sampled) -> list[str]:
+    return [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+
+
+def _sampling(request: Sampled, route: Route) -> Sampling:
+    return Sampling(
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
         top_k=max(request.top_k or 0, 0),  # -1 (vLLM's spelling) is off too
@@ -252,19 +300,4 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
         logit_bias=_logit_bias(request, route),
-    )
-    return Job(
-        route=route,
-        messages=chat,
-        images=images,
-        max_tokens=request.max_completion_tokens or request.max_tokens,
-        sampling=sampling,
-        stop=stop,
-        stream=request.stream,
-        include_usage=bool(request.stream_options and request.stream_options.include_usage),
-        grammar=forced_call or response_grammar(request.response_format),
-        tools=tools,
-        template_kwargs=_template_kwargs(request),
-        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
-        n=request.n,
     )

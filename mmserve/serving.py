@@ -72,7 +72,9 @@ class ChatService:
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
             sizes = self.guard.sizes_to_count(pool.kind, decoded)
-            counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
+            counted = await engine.count(
+                job.messages, len(job.images), sizes, job.tools, job.template_kwargs, job.prompt
+            )
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
@@ -91,6 +93,7 @@ class ChatService:
             tools=job.tools,
             template_kwargs=job.template_kwargs,
             logprobs=job.logprobs,
+            prompt=job.prompt,
         )
 
         released = False

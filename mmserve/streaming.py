@@ -17,14 +17,17 @@ from .protocol.openai import (
     ChatCompletionChunk,
     ChoiceLogprobs,
     ChunkChoice,
+    CompletionChoice,
+    CompletionLogprobs,
     DeltaMessage,
     FunctionDelta,
     PromptTokensDetails,
+    TextCompletion,
     ToolCallDelta,
     Usage,
 )
 
-__all__ = ["DONE", "sse_chunks"]
+__all__ = ["DONE", "sse_chunks", "sse_completion_chunks", "usage_of"]
 
 DONE = b"data: [DONE]\n\n"
 logger = structlog.get_logger("mmserve.stream")
@@ -47,7 +50,7 @@ def usage_of(finished: list[messages.Finished]) -> Usage:
     )
 
 
-async def sse_chunks(
+async def _chat_chunks(
     events: AsyncIterator[tuple[int, messages.Delta | messages.Finished]],
     *,
     completion_id: str,
@@ -55,13 +58,10 @@ async def sse_chunks(
     model: str,
     include_usage: bool,
     report: dict,
-    on_close: Callable[[], None],
-    log: dict,
     choices: int = 1,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed chat completion, its events tagged with their choice's
-    index; the ``mmserve`` report rides on the chunk that ends the last choice. An in-band
-    error's code goes on the request's log line."""
+    """A streamed chat completion's chunks, its events tagged with their choice's index; the
+    ``mmserve`` report rides on the chunk that ends the last choice."""
 
     def chunk(index: int, delta: DeltaMessage, finish_reason: str | None = None, logprobs=None, **extra) -> bytes:
         choice = ChunkChoice(index=index, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
@@ -105,6 +105,59 @@ async def sse_chunks(
                         id=completion_id, created=created, model=model, choices=[], usage=usage_of(finished)
                     )
                 )
+    finally:
+        await events.aclose()
+
+
+async def _completion_chunks(
+    events: AsyncIterator[tuple[int, messages.Delta | messages.Finished]],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    choices: int,
+    echo: str,
+    logprobs: bool,
+    report: dict,
+) -> AsyncIterator[bytes]:
+    """The SSE body of a streamed text completion: ``text_completion`` chunks tagged with
+    their choice's index, the ``mmserve`` report on the chunk that ends the last choice."""
+
+    def chunk(index: int, text: str, finish_reason: str | None = None, entries=None, **extra) -> bytes:
+        choice = CompletionChoice(index=index, text=text, finish_reason=finish_reason, logprobs=entries)
+        return _event(TextCompletion(id=completion_id, created=created, model=model, choices=[choice], **extra))
+
+    offsets = [len(echo)] * choices
+    finished: list[messages.Finished] = []
+    try:
+        if echo:
+            for index in range(choices):
+                yield chunk(index, echo)
+        async for index, event in events:
+            entries = CompletionLogprobs.of(event.logprobs, offsets[index]) if logprobs and event.logprobs else None
+            offsets[index] += sum(len(entry["token"]) for entry in event.logprobs)
+            if isinstance(event, messages.Delta):
+                yield chunk(index, event.text, entries=entries)
+                continue
+            finished.append(event)
+            last = len(finished) == choices
+            yield chunk(index, event.text, event.finish_reason, entries, **({"mmserve": report} if last else {}))
+            if last and include_usage:
+                yield _event(
+                    TextCompletion(id=completion_id, created=created, model=model, choices=[], usage=usage_of(finished))
+                )
+    finally:
+        await events.aclose()
+
+
+async def _sse(body: AsyncIterator[bytes], *, on_close: Callable[[], None], log: dict) -> AsyncIterator[bytes]:
+    """``body``'s chunks, then ``data: [DONE]``. Once the first byte is out an error cannot
+    change the status: it goes in-band as an SSE ``error`` event (its code on the request's
+    log line), then ``data: [DONE]``. ``on_close`` runs however the stream ends."""
+    try:
+        async for part in body:
+            yield part
         yield DONE
     except MMServeError as exc:
         log["error"] = exc.code
@@ -117,5 +170,15 @@ async def sse_chunks(
         yield _event(error.envelope(), event="error")
         yield DONE
     finally:
-        await events.aclose()
+        await body.aclose()
         on_close()
+
+
+def sse_chunks(events, *, on_close: Callable[[], None], log: dict, **chunk_fields) -> AsyncIterator[bytes]:
+    """The SSE body of a streamed chat completion (see ``_chat_chunks`` for the fields)."""
+    return _sse(_chat_chunks(events, **chunk_fields), on_close=on_close, log=log)
+
+
+def sse_completion_chunks(events, *, on_close: Callable[[], None], log: dict, **chunk_fields) -> AsyncIterator[bytes]:
+    """The SSE body of a streamed text completion (see ``_completion_chunks`` for the fields)."""
+    return _sse(_completion_chunks(events, **chunk_fields), on_close=on_close, log=log)

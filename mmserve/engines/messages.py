@@ -82,6 +82,7 @@ class Count(msgspec.Struct, tag=True, frozen=True):
     sizes: list[tuple[int, int]] = []
     tools: list[dict[str, Any]] | None = None  # rendered by the chat template, so they count
     template_kwargs: dict[str, Any] = {}
+    prompt: str | list[int] | None = None  # a text completion's raw prompt, in place of messages
 
 
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -96,6 +97,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
     template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
     logprobs: int | None = None  # None: none; else each token's logprob and this many alternatives
+    prompt: str | list[int] | None = None  # a text completion's raw prompt, in place of messages
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):

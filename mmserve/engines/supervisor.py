@@ -219,10 +219,11 @@ class EngineClient:
         sizes: list[tuple[int, int]] = (),
         tools: list[dict] | None = None,
         template_kwargs: dict | None = None,
+        prompt: str | list[int] | None = None,
     ) -> messages.Counted:
         """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
         reply = await self._call(
-            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {})
+            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {}, prompt)
         )
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(

@@ -175,7 +175,9 @@ class Worker:
     def _count(self, message: messages.Count) -> None:
         """On a counter thread: the prompt's text tokens and the processor's counts for images."""
         try:
-            tokens = self.engine.count(message.messages, message.n_images, message.tools, message.template_kwargs)
+            tokens = self.engine.count(
+                message.messages, message.n_images, message.tools, message.template_kwargs, message.prompt
+            )
             images = self.engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
             self.channel.send(messages.Counted(message.id, tokens, images))
         except Exception as exc:  # a template that rejects these messages
