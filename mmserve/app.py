@@ -28,6 +28,7 @@ from .api.chat import ChatController
 from .api.completions import CompletionsController
 from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
+from .api.tokenize import TokenizeController
 from .banner import render_banner, startup_report
 from .config import Settings
 from .engines.supervisor import EnginePool, WorkerSpec
@@ -289,6 +290,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             ChatController,
             CompletionsController,
+            TokenizeController,
             ModelsController,
             HealthController,
             AdminController,

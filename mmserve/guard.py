@@ -222,27 +222,39 @@ class MemoryGuard:
             }
         )
 
+    def _plan(self, kind: str, job, decoded: list, text_tokens: int, counted) -> guards.Plan:
+        """The guards plan of a request now: image sizes and tokens, max_tokens, memory."""
+        return guards.plan_request(
+            text_tokens=text_tokens,
+            images=[guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)],
+            max_tokens=job.max_tokens,
+            model=self._model_for(kind),
+            spec=self._geometry(kind, decoded, list(counted)),
+            budget_bytes=self.budget_bytes,
+            held_bytes=self.ledger.held_bytes,
+            max_image_side=self.max_image_side,
+            min_image_side=self.settings.min_image_side,
+            default_max_tokens=self.settings.default_max_tokens,
+            guard=not self.settings.no_guard,
+        )
+
+    def preview(self, kind: str, job, decoded: list, text_tokens: int, counted: list = ()) -> dict:
+        """What ``plan`` would do to a request's images now, without resizing or reserving:
+        the prompt's tokens with every image at its planned size, and each image's report."""
+        try:
+            plan = self._plan(kind, job, decoded, text_tokens, counted)
+        except guards.PlanError as exc:
+            raise _client_error(exc, job) from None
+        return {"prompt_tokens": plan.prompt_tokens, "images": [_image_report(p) for p in plan.images]}
+
     async def plan(self, engine, job, decoded: list, text_tokens: int, counted: list = ()) -> Planned:
         """Plan, resize and reserve memory for one request; raises the client-facing errors.
 
         ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``. A request
         for ``n`` choices holds what one sequence needs ``n`` times."""
-        requests = [guards.ImageRequest(d.width, d.height, ref.detail) for d, ref in zip(decoded, job.images)]
         held_when_planned = self.ledger.held_bytes
         try:
-            plan = guards.plan_request(
-                text_tokens=text_tokens,
-                images=requests,
-                max_tokens=job.max_tokens,
-                model=self._model_for(engine.kind),
-                spec=self._geometry(engine.kind, decoded, list(counted)),
-                budget_bytes=self.budget_bytes,
-                held_bytes=self.ledger.held_bytes,
-                max_image_side=self.max_image_side,
-                min_image_side=self.settings.min_image_side,
-                default_max_tokens=self.settings.default_max_tokens,
-                guard=not self.settings.no_guard,
-            )
+            plan = self._plan(engine.kind, job, decoded, text_tokens, counted)
             images = await asyncio.gather(
                 *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
             )

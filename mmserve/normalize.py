@@ -9,10 +9,17 @@ import msgspec
 
 from .engines.messages import Sampling
 from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
-from .protocol.openai import ChatCompletionRequest, CompletionRequest, Sampled, TextPart, prompt_of
+from .protocol.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    Sampled,
+    TextPart,
+    TokenizeRequest,
+    prompt_of,
+)
 from .structured import response_grammar, tool_call_grammar
 
-__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize", "normalize_completion"]
+__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize", "normalize_completion", "normalize_tokenize", "pick_route"]
 
 AUTO = "auto"
 
@@ -57,7 +64,8 @@ class Job:
     extra: dict = field(default_factory=dict)
 
 
-def _pick_route(requested: str | None, routes: list[Route], images: list[ImageRef]) -> Route:
+def pick_route(requested: str | None, routes: list[Route], images: list[ImageRef]) -> Route:
+    """The served model a request names (``auto`` or none: by whether it has images)."""
     by_kind = {route.kind: route for route in routes}
     if requested in (None, "", AUTO):
         if images:
@@ -180,7 +188,7 @@ def _logit_bias(request: Sampled, route: Route) -> dict[int, float] | None:
     return bias
 
 
-def _template_kwargs(request: ChatCompletionRequest) -> dict:
+def _template_kwargs(request: ChatCompletionRequest | TokenizeRequest) -> dict:
     """What the chat template is given besides the messages and tools."""
     kwargs = dict(request.chat_template_kwargs or {})
     reserved = {"messages", "tools", "add_generation_prompt", "tokenize", "documents", "chat_template"} & set(kwargs)
@@ -200,17 +208,20 @@ def _flatten(content: str | list[dict]) -> str:
 
 
 def _within_model_bounds(request: Sampled, route: Route, chat: list[dict]) -> None:
-    """The bounds that depend on the model, checked in time linear in the request's size.
-
-    A prompt is at least its characters divided by the longest token's, so one that cannot
-    fit the context is refused before it is templated or tokenized (and a prompt of
-    millions of characters costs nothing but reading it)."""
+    """The bounds that depend on the model, checked in time linear in the request's size."""
     if route.vocab_size and request.top_k is not None and request.top_k > route.vocab_size:
         raise InvalidRequestError(
             f"top_k is {request.top_k}; the model '{route.name}' has {route.vocab_size} tokens to choose from",
             param="top_k",
             code="invalid_value",
         )
+    _prompt_within_context(route, chat)
+
+
+def _prompt_within_context(route: Route, chat: list[dict]) -> None:
+    """A prompt is at least its characters divided by the longest token's, so one that cannot
+    fit the context is refused before it is templated or tokenized (and a prompt of
+    millions of characters costs nothing but reading it)."""
     if not (route.context_length and route.longest_token_chars):
         return
     chars = sum(
@@ -232,7 +243,7 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
     images: list[ImageRef] = []
     chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
-    route = _pick_route(request.model, routes, images)
+    route = pick_route(request.model, routes, images)
     if route.kind != "vision":
         chat = [{**message, "content": _flatten(message["content"])} for message in chat]
     _within_model_bounds(request, route, chat)
@@ -261,7 +272,7 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
 
 def normalize_completion(request: CompletionRequest, routes: list[Route]) -> Job:
     """A text completion (a raw prompt, no chat template) as the text engine's ``Job``."""
-    route = _pick_route(request.model, routes, [])
+    route = pick_route(request.model, routes, [])
     if route.kind != "text":
         raise InvalidRequestError(
             f"completions are served by a text model; '{route.name}' is a vision model", param="model"
@@ -282,6 +293,37 @@ def normalize_completion(request: CompletionRequest, routes: list[Route]) -> Job
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         logprobs=request.logprobs,
         n=request.n,
+    )
+
+
+def normalize_tokenize(request: TokenizeRequest, routes: list[Route]) -> Job:
+    """What to tokenize: a text on the model named (the text model by default), or chat
+    messages rendered as a chat request with them would be."""
+    if (request.prompt is None) == (request.messages is None):
+        raise InvalidRequestError("give either prompt or messages", param="prompt")
+    if request.prompt is not None:
+        route = pick_route(request.model, routes, [])
+        chat, images = [], []
+    else:
+        images = []
+        chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
+        route = pick_route(request.model, routes, images)
+        if route.kind != "vision":
+            chat = [{**message, "content": _flatten(message["content"])} for message in chat]
+    _prompt_within_context(route, chat or [{"role": "user", "content": request.prompt}])
+    tools = [msgspec.to_builtins(tool) for tool in request.tools] if request.tools else None
+    return Job(
+        route=route,
+        messages=chat,
+        images=images,
+        prompt=request.prompt,
+        max_tokens=1,
+        sampling=Sampling(),
+        stop=[],
+        stream=False,
+        include_usage=False,
+        tools=tools,
+        template_kwargs=_template_kwargs(request),
     )
 
 

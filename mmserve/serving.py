@@ -110,6 +110,41 @@ class ChatService:
             engine=engine, generate=generate, report=planned.report, release=release, log=log, choices=job.n
         )
 
+    async def tokenize(self, job: Job, add_special_tokens: bool) -> dict:
+        """A prompt's token ids on its engine; with images, the count the guard would plan now
+        (each image at its planned size) and what it would do to each."""
+        pool = self.engines[job.route.kind]
+        engine = pool.admit(affinity=_affinity(job))
+        try:
+            reply = await engine.tokens(
+                lambda rid: messages.Tokenize(
+                    id=rid,
+                    messages=job.messages,
+                    n_images=len(job.images),
+                    tools=job.tools,
+                    template_kwargs=job.template_kwargs,
+                    prompt=job.prompt,
+                    add_special_tokens=add_special_tokens,
+                )
+            )
+            result = {"tokens": reply.tokens, "count": len(reply.tokens), "max_model_len": job.route.context_length}
+            if job.images:
+                decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images])
+                sizes = self.guard.sizes_to_count(pool.kind, decoded)
+                counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
+                preview = self.guard.preview(pool.kind, job, decoded, counted.text_tokens, counted.images)
+                result.update(count=preview["prompt_tokens"], mmserve={"images": preview["images"]})
+            return result
+        finally:
+            engine.leave()
+
+    async def detokenize(self, route: Route, tokens: list[int]) -> str:
+        engine = self.engines[route.kind].admit()
+        try:
+            return (await engine.tokens(lambda rid: messages.Detokenize(rid, tokens))).text
+        finally:
+            engine.leave()
+
     async def events(self, prepared: Prepared) -> AsyncIterator[tuple[int, messages.Delta | messages.Finished]]:
         """The engine's events for this request, each with the index of its choice; ends the
         request in the worker if abandoned. The choices of a request for ``n`` run side by side

@@ -28,6 +28,7 @@ __all__ = [
     "Cancel",
     "Count",
     "Counted",
+    "Detokenize",
     "Delta",
     "Failed",
     "Finished",
@@ -39,6 +40,8 @@ __all__ = [
     "Shutdown",
     "Stats",
     "StatsRequest",
+    "Tokenize",
+    "Tokens",
     "decode",
     "encode",
     "read_frame_size",
@@ -106,6 +109,24 @@ class Cancel(msgspec.Struct, tag=True, frozen=True):
 
 class StatsRequest(msgspec.Struct, tag=True, frozen=True):
     id: str
+
+
+class Tokenize(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """The token ids of a prompt: a chat through the template (images as their placeholders),
+    or a raw text."""
+
+    id: str
+    messages: list[dict[str, Any]] = []
+    n_images: int = 0
+    tools: list[dict[str, Any]] | None = None
+    template_kwargs: dict[str, Any] = {}
+    prompt: str | None = None
+    add_special_tokens: bool = True
+
+
+class Detokenize(msgspec.Struct, tag=True, frozen=True):
+    id: str
+    tokens: list[int]
 
 
 class Shutdown(msgspec.Struct, tag=True, frozen=True):
@@ -183,6 +204,14 @@ class Failed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     code: str = "internal_error"
 
 
+class Tokens(msgspec.Struct, tag=True, frozen=True):
+    """The answer to Tokenize (``tokens``) or to Detokenize (``text``)."""
+
+    id: str
+    tokens: list[int] = []
+    text: str = ""
+
+
 class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     id: str
     active_bytes: int
@@ -198,6 +227,8 @@ Message = (
     | Generate
     | Cancel
     | StatsRequest
+    | Tokenize
+    | Detokenize
     | Shutdown
     | Ready
     | LoadFailed
@@ -206,6 +237,7 @@ Message = (
     | Finished
     | Failed
     | Stats
+    | Tokens
 )
 
 _encoder = msgspec.msgpack.Encoder()

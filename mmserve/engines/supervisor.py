@@ -231,6 +231,13 @@ class EngineClient:
             )
         return reply
 
+    async def tokens(self, message_for) -> messages.Tokens:
+        """Send ``message_for(request_id)`` (a Tokenize or Detokenize) and return its answer."""
+        reply = await self._call(message_for)
+        if isinstance(reply, messages.Failed):
+            raise InvalidRequestError(f"the {self.kind} model cannot tokenize this: {reply.message}")
+        return reply
+
     async def stats(self) -> messages.Stats | None:
         try:
             return await self._call(lambda rid: messages.StatsRequest(rid), timeout=5.0)

@@ -412,6 +412,11 @@ class TextEngine:
     ) -> int:
         return len(self.encode(chat, tools, template_kwargs, prompt))
 
+    def tokenize(self, request: messages.Tokenize) -> list[int]:
+        if request.prompt is not None:
+            return self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
+        return self.encode(request.messages, request.tools, request.template_kwargs)
+
     def detokenizer(self):
         return self.tokenizer.detokenizer
 

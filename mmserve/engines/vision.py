@@ -413,6 +413,14 @@ class VisionEngine:
         ids = self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
         return sum(1 for token in ids if token != self.image_token_id)
 
+    def tokenize(self, request: messages.Tokenize) -> list[int]:
+        """The prompt's ids with each image as its placeholder: how many tokens an image
+        becomes is the guard's plan, which depends on the image."""
+        if request.prompt is not None:
+            return self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
+        prompt = self.prompt(request.messages, request.n_images, request.tools, request.template_kwargs)
+        return self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
+
     def detokenizer(self):
         return self.streaming.detokenizer
 

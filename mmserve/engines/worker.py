@@ -164,6 +164,9 @@ class Worker:
         if isinstance(message, messages.Count):
             self.counters.submit(self._count, message)
             return True
+        if isinstance(message, (messages.Tokenize, messages.Detokenize)):
+            self.counters.submit(self._tokens, message)
+            return True
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
 
@@ -171,6 +174,17 @@ class Worker:
             self.channel.send(memory_stats(message.id, self.engine.memory_limit, len(self.running), prefix))
             return True
         return False
+
+    def _tokens(self, message: messages.Tokenize | messages.Detokenize) -> None:
+        """On a counter thread: a prompt's token ids, or the text of token ids."""
+        try:
+            if isinstance(message, messages.Tokenize):
+                reply = messages.Tokens(message.id, tokens=self.engine.tokenize(message))
+            else:
+                reply = messages.Tokens(message.id, text=self.engine.replies_tokenizer.decode(message.tokens))
+            self.channel.send(reply)
+        except Exception as exc:  # a template that rejects these messages, ids past the vocabulary
+            self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
 
     def _count(self, message: messages.Count) -> None:
         """On a counter thread: the prompt's text tokens and the processor's counts for images."""

@@ -23,6 +23,8 @@ __all__ = [
     "Choice",
     "ChoiceLogprobs",
     "ChunkChoice",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
     "CompletionChoice",
     "CompletionLogprobs",
     "CompletionRequest",
@@ -36,6 +38,8 @@ __all__ = [
     "Message",
     "TextCompletion",
     "TextPart",
+    "TokenizeRequest",
+    "TokenizeResponse",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
@@ -415,3 +419,36 @@ class TextCompletion(Struct, kw_only=True, omit_defaults=True, tag_field="object
     choices: list[CompletionChoice]
     usage: Usage | None = None
     mmserve: dict[str, Any] | None = None
+
+
+# --- tokenize and detokenize (vLLM's POST /tokenize, /detokenize) -------------------
+
+
+class TokenizeRequest(Struct, kw_only=True, forbid_unknown_fields=False):
+    """A text, or chat messages as the model's template renders them (images counted as the
+    guard would plan them now)."""
+
+    model: Name | None = None
+    prompt: str | None = None
+    messages: Annotated[list[Message], Meta(min_length=1, max_length=MAX_MESSAGES)] | None = None
+    add_special_tokens: bool = True  # for a text prompt
+    add_generation_prompt: Literal[True] = True  # chat prompts always open the assistant's turn
+    tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+
+
+class TokenizeResponse(Struct, omit_defaults=True):
+    tokens: list[int]
+    count: int  # with images: the prompt's tokens with each image at its planned size
+    max_model_len: int
+    mmserve: dict[str, Any] | None = None  # with images: what the guard would do to each
+
+
+class DetokenizeRequest(Struct, kw_only=True, forbid_unknown_fields=False):
+    tokens: list[Annotated[int, Meta(ge=0, lt=MAX_TOKENS_LIMIT)]]
+    model: Name | None = None
+
+
+class DetokenizeResponse(Struct):
+    prompt: str
