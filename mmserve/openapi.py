@@ -281,9 +281,29 @@ def _operations() -> dict[tuple[str, str], dict]:
             **_ERRORS,
         },
     }
+    responses = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": _REF.format(name="ResponsesRequest")},
+                    "example": {"model": "auto", "input": "Say hello.", "max_output_tokens": 16},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The response object; with `stream: true`, the Responses event sequence as "
+                "server-sent events (`response.created` ... `response.completed` or `response.incomplete`)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **_ERRORS,
+        },
+    }
     return {
         ("/v1/chat/completions", "post"): chat,
         ("/v1/completions", "post"): completions,
+        ("/v1/responses", "post"): responses,
         ("/v1/models", "get"): models,
         ("/health", "get"): {"responses": {"200": _json("Health", "The HTTP process is alive", {"status": "ok"})}},
         ("/ready", "get"): ready,

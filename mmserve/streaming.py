@@ -27,7 +27,7 @@ from .protocol.openai import (
     Usage,
 )
 
-__all__ = ["DONE", "sse_chunks", "sse_completion_chunks", "usage_of"]
+__all__ = ["DONE", "sse_chunks", "sse_completion_chunks", "sse_events", "usage_of"]
 
 DONE = b"data: [DONE]\n\n"
 logger = structlog.get_logger("mmserve.stream")
@@ -151,7 +151,7 @@ async def _completion_chunks(
         await events.aclose()
 
 
-async def _sse(body: AsyncIterator[bytes], *, on_close: Callable[[], None], log: dict) -> AsyncIterator[bytes]:
+async def sse_events(body: AsyncIterator[bytes], *, on_close: Callable[[], None], log: dict) -> AsyncIterator[bytes]:
     """``body``'s chunks, then ``data: [DONE]``. Once the first byte is out an error cannot
     change the status: it goes in-band as an SSE ``error`` event (its code on the request's
     log line), then ``data: [DONE]``. ``on_close`` runs however the stream ends."""
@@ -176,9 +176,9 @@ async def _sse(body: AsyncIterator[bytes], *, on_close: Callable[[], None], log:
 
 def sse_chunks(events, *, on_close: Callable[[], None], log: dict, **chunk_fields) -> AsyncIterator[bytes]:
     """The SSE body of a streamed chat completion (see ``_chat_chunks`` for the fields)."""
-    return _sse(_chat_chunks(events, **chunk_fields), on_close=on_close, log=log)
+    return sse_events(_chat_chunks(events, **chunk_fields), on_close=on_close, log=log)
 
 
 def sse_completion_chunks(events, *, on_close: Callable[[], None], log: dict, **chunk_fields) -> AsyncIterator[bytes]:
     """The SSE body of a streamed text completion (see ``_completion_chunks`` for the fields)."""
-    return _sse(_completion_chunks(events, **chunk_fields), on_close=on_close, log=log)
+    return sse_events(_completion_chunks(events, **chunk_fields), on_close=on_close, log=log)
