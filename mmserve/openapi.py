@@ -26,6 +26,7 @@ from .protocol.openai import (
     CompletionRequest,
     TextCompletion,
 )
+from .protocol.responses import ResponsesRequest
 
 __all__ = ["ASSETS", "asset_routers", "complete_document", "openapi_config"]
 
@@ -327,6 +328,7 @@ _TYPES = [
     ChatCompletionChunk,
     CompletionRequest,
     TextCompletion,
+    ResponsesRequest,
     schemas.ErrorEnvelope,
     schemas.MMServeReport,
     schemas.ModelList,
