@@ -25,8 +25,11 @@ from litestar.exceptions import HTTPException
 
 from . import __version__
 from .api.chat import ChatController
+from .api.completions import CompletionsController
 from .api.health import AdminController, HealthController, MetricsController
 from .api.models import ModelsController
+from .api.responses import ResponsesController, ResponseStore
+from .api.tokenize import TokenizeController
 from .banner import render_banner, startup_report
 from .config import Settings
 from .engines.supervisor import EnginePool, WorkerSpec
@@ -192,6 +195,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     service = ChatService({}, guard, media, settings.request_timeout_s)
     metrics = Metrics()
+    response_store = ResponseStore()
 
     def fail(message: str, hint: str | None, exit_code: int) -> None:
         """Something the server cannot run without: record why and ask the server to stop."""
@@ -287,6 +291,9 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             ChatController,
+            CompletionsController,
+            ResponsesController,
+            TokenizeController,
             ModelsController,
             HealthController,
             AdminController,
@@ -296,6 +303,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "chat_service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
+            "response_store": Provide(lambda: response_store, use_cache=True, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers={MMServeError: _mmserve_error, HTTPException: _http_error, Exception: _unexpected_error},

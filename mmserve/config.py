@@ -69,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     vision_replicas: int = 0
     request_timeout_s: float = 600.0
     calibrate: bool = True
+    max_choices: int = 8  # the most choices (n) one request may ask for
 
     # Image intake.
     max_images: int = 8
@@ -85,7 +86,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if self.port < 0 or self.port > 65535:
             raise SettingsError(f"port must be 0..65535, got {self.port}", setting="port")
-        for name in ("max_body_bytes", "queue_size", "max_batch_size", "max_images", "default_max_tokens"):
+        for name in (
+            "max_body_bytes",
+            "queue_size",
+            "max_batch_size",
+            "max_images",
+            "default_max_tokens",
+            "max_choices",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1", setting=name)
         for name in ("text_replicas", "vision_replicas"):
@@ -149,6 +157,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "request_timeout_s": Option("engines", "seconds a request may run before it is ended", "S"),
     "calibrate": Option("engines", "measure the vision encoder's memory at start (--no-calibrate: skip)"),
+    "max_choices": Option("engines", "the most choices (n) one request may ask for", "N"),
     "max_images": Option("image intake", "images per request", "N"),
     "max_image_bytes": Option("image intake", "bytes per image", "BYTES"),
     "max_image_pixels": Option("image intake", "pixels per image, checked before decoding", "N"),

@@ -272,28 +272,41 @@ class MemoryGuard:
             }
         )
 
+    def _plan(self, kind: str, job, decoded: list, text_tokens: int, counted) -> guards.Plan:
+        """The guards plan of a request now: image sizes and tokens, max_tokens, memory."""
+        return guards.plan_request(
+            text_tokens=text_tokens,
+            images=[self._image_request(d, ref) for d, ref in zip(decoded, job.images)],
+            max_tokens=job.max_tokens,
+            model=self._model_for(kind),
+            spec=self._geometry(kind, decoded, list(counted), list(job.images)),
+            budget_bytes=self.budget_bytes,
+            held_bytes=self.ledger.held_bytes,
+            max_image_side=self.max_image_side,
+            min_image_side=self.settings.min_image_side,
+            ceiling_image_side=self.ceiling_image_side,
+            low_detail_side=LOW_DETAIL_SIDE,
+            default_max_tokens=self.settings.default_max_tokens,
+            guard=not self.settings.no_guard,
+        )
+
+    def preview(self, kind: str, job, decoded: list, text_tokens: int, counted: list = ()) -> dict:
+        """What ``plan`` would do to a request's images now, without resizing or reserving:
+        the prompt's tokens with every image at its planned size, and each image's report."""
+        try:
+            plan = self._plan(kind, job, decoded, text_tokens, counted)
+        except guards.PlanError as exc:
+            raise _client_error(exc, job) from None
+        return {"prompt_tokens": plan.prompt_tokens, "images": [_image_report(p) for p in plan.images]}
+
     async def plan(self, engine, job, decoded: list, text_tokens: int, counted: list = ()) -> Planned:
         """Plan, resize and reserve memory for one request; raises the client-facing errors.
 
-        ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``."""
-        requests = [self._image_request(d, ref) for d, ref in zip(decoded, job.images)]
+        ``counted`` holds the processor's counts for the sizes of ``sizes_to_count``. A request
+        for ``n`` choices holds what one sequence needs ``n`` times."""
         held_when_planned = self.ledger.held_bytes
         try:
-            plan = guards.plan_request(
-                text_tokens=text_tokens,
-                images=requests,
-                max_tokens=job.max_tokens,
-                model=self._model_for(engine.kind),
-                spec=self._geometry(engine.kind, decoded, list(counted), list(job.images)),
-                budget_bytes=self.budget_bytes,
-                held_bytes=self.ledger.held_bytes,
-                max_image_side=self.max_image_side,
-                min_image_side=self.settings.min_image_side,
-                ceiling_image_side=self.ceiling_image_side,
-                low_detail_side=LOW_DETAIL_SIDE,
-                default_max_tokens=self.settings.default_max_tokens,
-                guard=not self.settings.no_guard,
-            )
+            plan = self._plan(engine.kind, job, decoded, text_tokens, counted)
             images = await asyncio.gather(
                 *(asyncio.to_thread(self._resized_image, d, p.resized) for d, p in zip(decoded, plan.images))
             )
@@ -308,7 +321,9 @@ class MemoryGuard:
             if self.settings.no_guard:  # measurement only: nothing is held back
                 release, held_when_admitted = _nothing, held_when_planned
             else:
-                reservation = await self.ledger.reserve(plan.reserve_bytes, timeout_s=self.settings.memory_wait_s)
+                reservation = await self.ledger.reserve(
+                    plan.reserve_bytes * job.n, timeout_s=self.settings.memory_wait_s
+                )
                 release, held_when_admitted = reservation.release, reservation.held_before
         except guards.PlanError as exc:
             self.decisions["refused"] += 1
@@ -327,7 +342,10 @@ class MemoryGuard:
             # The peak it was admitted under: after a wait for memory, others hold less than when it was planned.
             "memory": {
                 "budget_bytes": plan.budget_bytes,
-                "planned_peak_bytes": plan.planned_peak_bytes - held_when_planned + held_when_admitted,
+                "planned_peak_bytes": plan.planned_peak_bytes
+                + plan.reserve_bytes * (job.n - 1)
+                - held_when_planned
+                + held_when_admitted,
             },
         }
         if plan.max_tokens_clamped_from is not None:

@@ -9,10 +9,17 @@ import msgspec
 
 from .engines.messages import Sampling
 from .errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
-from .protocol.openai import ChatCompletionRequest, TextPart
+from .protocol.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    Sampled,
+    TextPart,
+    TokenizeRequest,
+    prompt_of,
+)
 from .structured import response_grammar, tool_call_grammar
 
-__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize"]
+__all__ = ["AUTO", "ImageRef", "Job", "Route", "normalize", "normalize_completion", "normalize_tokenize", "pick_route"]
 
 AUTO = "auto"
 
@@ -54,10 +61,13 @@ class Job:
     tools: list[dict] | None = None  # offered to the model, as its chat template takes them
     template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
     logprobs: int | None = None  # None: none; else how many alternatives per token
+    n: int = 1  # choices, each its own sequence in the batch
+    prompt: str | list[int] | None = None  # a text completion's raw prompt (no chat template); messages is empty
     extra: dict = field(default_factory=dict)
 
 
-def _pick_route(requested: str | None, routes: list[Route], images: list[ImageRef]) -> Route:
+def pick_route(requested: str | None, routes: list[Route], images: list[ImageRef]) -> Route:
+    """The served model a request names (``auto`` or none: by whether it has images)."""
     by_kind = {route.kind: route for route in routes}
     if requested in (None, "", AUTO):
         if images:
@@ -165,7 +175,7 @@ def _tools(request: ChatCompletionRequest, route: Route) -> tuple[list[dict] | N
     return tools, grammar
 
 
-def _logit_bias(request: ChatCompletionRequest, route: Route) -> dict[int, float] | None:
+def _logit_bias(request: Sampled, route: Route) -> dict[int, float] | None:
     """logit_bias with its token ids as integers, each within the model's vocabulary."""
     if not request.logit_bias:
         return None
@@ -180,7 +190,7 @@ def _logit_bias(request: ChatCompletionRequest, route: Route) -> dict[int, float
     return bias
 
 
-def _template_kwargs(request: ChatCompletionRequest) -> dict:
+def _template_kwargs(request: ChatCompletionRequest | TokenizeRequest) -> dict:
     """What the chat template is given besides the messages and tools."""
     kwargs = dict(request.chat_template_kwargs or {})
     reserved = {"messages", "tools", "add_generation_prompt", "tokenize", "documents", "chat_template"} & set(kwargs)
@@ -199,18 +209,21 @@ def _flatten(content: str | list[dict]) -> str:
     return "\n".join(part["text"] for part in content if part["type"] == "text")
 
 
-def _within_model_bounds(request: ChatCompletionRequest, route: Route, chat: list[dict]) -> None:
-    """The bounds that depend on the model, checked in time linear in the request's size.
-
-    A prompt is at least its characters divided by the longest token's, so one that cannot
-    fit the context is refused before it is templated or tokenized (and a prompt of
-    millions of characters costs nothing but reading it)."""
+def _within_model_bounds(request: Sampled, route: Route, chat: list[dict]) -> None:
+    """The bounds that depend on the model, checked in time linear in the request's size."""
     if route.vocab_size and request.top_k is not None and request.top_k > route.vocab_size:
         raise InvalidRequestError(
             f"top_k is {request.top_k}; the model '{route.name}' has {route.vocab_size} tokens to choose from",
             param="top_k",
             code="invalid_value",
         )
+    _prompt_within_context(route, chat)
+
+
+def _prompt_within_context(route: Route, chat: list[dict]) -> None:
+    """A prompt is at least its characters divided by the longest token's, so one that cannot
+    fit the context is refused before it is templated or tokenized (and a prompt of
+    millions of characters costs nothing but reading it)."""
     if not (route.context_length and route.longest_token_chars):
         return
     chars = sum(
@@ -232,7 +245,7 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
     images: list[ImageRef] = []
     chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
-    route = _pick_route(request.model, routes, images)
+    route = pick_route(request.model, routes, images)
     if request.mmserve is not None and images:
         sides = {"max_side": request.mmserve.max_image_side, "min_side": request.mmserve.min_image_side}
         images = [replace(image, **sides) for image in images]
@@ -245,8 +258,86 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
             "the last message must not be from the assistant", param=f"messages[{len(chat) - 1}].role"
         )
 
-    stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    sampling = Sampling(
+    return Job(
+        route=route,
+        messages=chat,
+        images=images,
+        max_tokens=request.max_completion_tokens or request.max_tokens,
+        sampling=_sampling(request, route),
+        stop=_stops(request),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        grammar=forced_call or response_grammar(request.response_format),
+        tools=tools,
+        template_kwargs=_template_kwargs(request),
+        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        n=request.n,
+    )
+
+
+def normalize_completion(request: CompletionRequest, routes: list[Route]) -> Job:
+    """A text completion (a raw prompt, no chat template) as the text engine's ``Job``."""
+    route = pick_route(request.model, routes, [])
+    if route.kind != "text":
+        raise InvalidRequestError(
+            f"completions are served by a text model; '{route.name}' is a vision model", param="model"
+        )
+    prompt = prompt_of(request)
+    if isinstance(prompt, list) and route.vocab_size and max(prompt) >= route.vocab_size:
+        raise InvalidRequestError(f"the prompt holds a token id past the model's {route.vocab_size}", param="prompt")
+    _within_model_bounds(request, route, [{"role": "user", "content": prompt if isinstance(prompt, str) else ""}])
+    return Job(
+        route=route,
+        messages=[],
+        prompt=prompt,
+        images=[],
+        max_tokens=request.max_tokens,
+        sampling=_sampling(request, route),
+        stop=_stops(request),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        logprobs=request.logprobs,
+        n=request.n,
+    )
+
+
+def normalize_tokenize(request: TokenizeRequest, routes: list[Route]) -> Job:
+    """What to tokenize: a text on the model named (the text model by default), or chat
+    messages rendered as a chat request with them would be."""
+    if (request.prompt is None) == (request.messages is None):
+        raise InvalidRequestError("give either prompt or messages", param="prompt")
+    if request.prompt is not None:
+        route = pick_route(request.model, routes, [])
+        chat, images = [], []
+    else:
+        images = []
+        chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
+        route = pick_route(request.model, routes, images)
+        if route.kind != "vision":
+            chat = [{**message, "content": _flatten(message["content"])} for message in chat]
+    _prompt_within_context(route, chat or [{"role": "user", "content": request.prompt}])
+    tools = [msgspec.to_builtins(tool) for tool in request.tools] if request.tools else None
+    return Job(
+        route=route,
+        messages=chat,
+        images=images,
+        prompt=request.prompt,
+        max_tokens=1,
+        sampling=Sampling(),
+        stop=[],
+        stream=False,
+        include_usage=False,
+        tools=tools,
+        template_kwargs=_template_kwargs(request),
+    )
+
+
+def _stops(request: Sampled) -> list[str]:
+    return [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+
+
+def _sampling(request: Sampled, route: Route) -> Sampling:
+    return Sampling(
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
         top_k=max(request.top_k or 0, 0),  # -1 (vLLM's spelling) is off too
@@ -256,18 +347,4 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
         logit_bias=_logit_bias(request, route),
-    )
-    return Job(
-        route=route,
-        messages=chat,
-        images=images,
-        max_tokens=request.max_completion_tokens or request.max_tokens,
-        sampling=sampling,
-        stop=stop,
-        stream=request.stream,
-        include_usage=bool(request.stream_options and request.stream_options.include_usage),
-        grammar=forced_call or response_grammar(request.response_format),
-        tools=tools,
-        template_kwargs=_template_kwargs(request),
-        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
     )

@@ -19,7 +19,14 @@ from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, Swagge
 from litestar.static_files import create_static_files_router
 
 from .protocol import schemas
-from .protocol.openai import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from .protocol.openai import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    CompletionRequest,
+    TextCompletion,
+)
+from .protocol.responses import ResponsesRequest
 
 __all__ = ["ASSETS", "asset_routers", "complete_document", "openapi_config"]
 
@@ -253,8 +260,51 @@ def _operations() -> dict[tuple[str, str], dict]:
             ),  # fmt: skip
         }
     }
+    completions = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": _REF.format(name="CompletionRequest")},
+                    "example": {"model": "auto", "prompt": "Once upon a time", "max_tokens": 16},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The completion; with `stream: true`, server-sent `text_completion` chunks, then "
+                "`data: [DONE]`",
+                "content": {
+                    "application/json": {"schema": {"$ref": _REF.format(name="TextCompletion")}},
+                    "text/event-stream": {"schema": {"$ref": _REF.format(name="TextCompletion")}},
+                },
+            },
+            **_ERRORS,
+        },
+    }
+    responses = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": _REF.format(name="ResponsesRequest")},
+                    "example": {"model": "auto", "input": "Say hello.", "max_output_tokens": 16},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The response object; with `stream: true`, the Responses event sequence as "
+                "server-sent events (`response.created` ... `response.completed` or `response.incomplete`)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **_ERRORS,
+        },
+    }
     return {
         ("/v1/chat/completions", "post"): chat,
+        ("/v1/completions", "post"): completions,
+        ("/v1/responses", "post"): responses,
         ("/v1/models", "get"): models,
         ("/health", "get"): {"responses": {"200": _json("Health", "The HTTP process is alive", {"status": "ok"})}},
         ("/ready", "get"): ready,
@@ -276,6 +326,9 @@ _TYPES = [
     ChatCompletionRequest,
     ChatCompletion,
     ChatCompletionChunk,
+    CompletionRequest,
+    TextCompletion,
+    ResponsesRequest,
     schemas.ErrorEnvelope,
     schemas.MMServeReport,
     schemas.ModelList,
@@ -293,7 +346,7 @@ def complete_document(app: Litestar) -> dict:
     document = app.plugins.get(OpenAPIPlugin).provide_openapi_schema()
     _, components = msgspec.json.schema_components(_TYPES, ref_template=_REF)
     # The handlers build `mmserve` as a dict; its shape is MMServeReport's.
-    for name in ("ChatCompletion", "ChatCompletionChunk"):
+    for name in ("ChatCompletion", "ChatCompletionChunk", "TextCompletion"):
         components[name]["properties"]["mmserve"] = {"$ref": _REF.format(name="MMServeReport")}
     document.setdefault("components", {}).setdefault("schemas", {}).update(components)
     for (path, method), operation in _operations().items():

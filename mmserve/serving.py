@@ -17,7 +17,7 @@ import msgspec
 
 from .engines import messages
 from .engines.supervisor import EngineClient, EnginePool
-from .errors import InternalError
+from .errors import InternalError, InvalidRequestError
 from .guard import MemoryGuard
 from .media import MediaLoader
 from .normalize import Job, Route
@@ -34,6 +34,7 @@ class Prepared:
     report: dict  # the `mmserve` object of the response
     release: object  # callable: gives the memory back
     log: dict = field(default_factory=dict)
+    choices: int = 1  # n
 
 
 class ChatService:
@@ -51,19 +52,29 @@ class ChatService:
         routes = []
         for kind, engine in self.engines.items():
             ready = engine.ready
-            bounds = (ready.vocab_size, ready.context_length, ready.longest_token_chars, ready.tool_format) if ready else ()
+            bounds = (
+                (ready.vocab_size, ready.context_length, ready.longest_token_chars, ready.tool_format) if ready else ()
+            )
             routes.append(Route(kind, engine.name, engine.spec.path, *bounds))
         return routes
 
     async def prepare(self, job: Job, log: dict) -> Prepared:
         started = time.monotonic()
+        if job.n > self.guard.settings.max_choices:
+            raise InvalidRequestError(
+                f"n is {job.n}; this server gives at most {self.guard.settings.max_choices} choices (max_choices)",
+                param="n",
+                code="invalid_value",
+            )
         pool = self.engines[job.route.kind]
         log.update(route=job.route.kind, model=pool.name, images=len(job.images))
         engine = pool.admit(affinity=_affinity(job))
         try:
             decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
             sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
-            counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
+            counted = await engine.count(
+                job.messages, len(job.images), sizes, job.tools, job.template_kwargs, job.prompt
+            )
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
@@ -82,6 +93,7 @@ class ChatService:
             tools=job.tools,
             template_kwargs=job.template_kwargs,
             logprobs=job.logprobs,
+            prompt=job.prompt,
         )
 
         released = False
@@ -94,14 +106,59 @@ class ChatService:
                 planned.release()
                 engine.leave()
 
-        return Prepared(engine=engine, generate=generate, report=planned.report, release=release, log=log)
+        return Prepared(
+            engine=engine, generate=generate, report=planned.report, release=release, log=log, choices=job.n
+        )
 
-    async def events(self, prepared: Prepared) -> AsyncIterator[messages.Delta | messages.Finished]:
-        """The engine's events for this request; ends the request in the worker if abandoned."""
+    async def tokenize(self, job: Job, add_special_tokens: bool) -> dict:
+        """A prompt's token ids on its engine; with images, the count the guard would plan now
+        (each image at its planned size) and what it would do to each."""
+        pool = self.engines[job.route.kind]
+        engine = pool.admit(affinity=_affinity(job))
+        try:
+            reply = await engine.tokens(
+                lambda rid: messages.Tokenize(
+                    id=rid,
+                    messages=job.messages,
+                    n_images=len(job.images),
+                    tools=job.tools,
+                    template_kwargs=job.template_kwargs,
+                    prompt=job.prompt,
+                    add_special_tokens=add_special_tokens,
+                )
+            )
+            result = {"tokens": reply.tokens, "count": len(reply.tokens), "max_model_len": job.route.context_length}
+            if job.images:
+                decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images])
+                sizes = self.guard.sizes_to_count(pool.kind, decoded)
+                counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
+                preview = self.guard.preview(pool.kind, job, decoded, counted.text_tokens, counted.images)
+                result.update(count=preview["prompt_tokens"], mmserve={"images": preview["images"]})
+            return result
+        finally:
+            engine.leave()
+
+    async def detokenize(self, route: Route, tokens: list[int]) -> str:
+        engine = self.engines[route.kind].admit()
+        try:
+            return (await engine.tokens(lambda rid: messages.Detokenize(rid, tokens))).text
+        finally:
+            engine.leave()
+
+    async def events(self, prepared: Prepared) -> AsyncIterator[tuple[int, messages.Delta | messages.Finished]]:
+        """The engine's events for this request, each with the index of its choice; ends the
+        request in the worker if abandoned. The choices of a request for ``n`` run side by side
+        in the worker's batch (a seed gives choice ``i`` the seed plus ``i``)."""
         log = prepared.log
         started = time.monotonic()
         deadline = started + self.request_timeout_s
-        stream = prepared.engine.generate(lambda rid: _with_id(prepared.generate, rid))
+        stream = _merged(
+            [
+                prepared.engine.generate(lambda rid, i=i: _with_id(_choice(prepared.generate, i), rid))
+                for i in range(prepared.choices)
+            ]
+        )
+        prompt_tokens = completion_tokens = 0
         try:
             while True:
                 try:
@@ -114,16 +171,66 @@ class ChatService:
                     ) from None
                 if "ttft_ms" not in log:  # from the start of intake
                     log["ttft_ms"] = round(log.get("intake_ms", 0) + _ms(time.monotonic() - started), 1)
-                if isinstance(event, messages.Finished):
+                _, finished = event
+                if isinstance(finished, messages.Finished):
+                    prompt_tokens = max(prompt_tokens, finished.prompt_tokens)  # the prompt once, as OpenAI counts it
+                    completion_tokens += finished.completion_tokens
                     log.update(
-                        prompt_tokens=event.prompt_tokens,
-                        completion_tokens=event.completion_tokens,
-                        cached_tokens=event.cached_tokens,
-                        **event.timings,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        cached_tokens=finished.cached_tokens,
+                        **finished.timings,
                     )
                 yield event
         finally:
             await stream.aclose()
+
+
+async def _merged(streams: list) -> AsyncIterator[tuple[int, object]]:
+    """The events of several streams as they come, each with its stream's index."""
+    if len(streams) == 1:
+        try:
+            async for event in streams[0]:
+                yield 0, event
+        finally:
+            await streams[0].aclose()
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def pump(index: int, stream) -> None:
+        try:
+            async for event in stream:
+                await queue.put((index, event))
+            await queue.put((index, done))
+        except BaseException as exc:  # handed to the reader, which raises it
+            await queue.put((index, exc))
+
+    pumps = [asyncio.create_task(pump(i, stream)) for i, stream in enumerate(streams)]
+    try:
+        running = len(streams)
+        while running:
+            index, event = await queue.get()
+            if event is done:
+                running -= 1
+            elif isinstance(event, BaseException):
+                raise event
+            else:
+                yield index, event
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await asyncio.gather(*(stream.aclose() for stream in streams), return_exceptions=True)
+
+
+def _choice(generate: messages.Generate, index: int) -> messages.Generate:
+    """Choice ``index`` of a request: its own seed where the request gave one."""
+    seed = generate.sampling.seed
+    if not index or seed is None:
+        return generate
+    sampling = msgspec.structs.replace(generate.sampling, seed=(seed + index + (1 << 63)) % (1 << 64) - (1 << 63))
+    return msgspec.structs.replace(generate, sampling=sampling)
 
 
 def _guard_fields(planned) -> dict:

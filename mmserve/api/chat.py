@@ -2,56 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-import weakref
 
-import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.response import Stream
 
-from ..engines import messages
-from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..normalize import normalize
-from ..protocol.openai import ChatCompletion, ChatMessage, Choice, ChoiceLogprobs, ToolCall, decode_chat_request
-from ..serving import ChatService, Prepared
+from ..protocol.openai import ChatCompletion, Choice, decode_chat_request
+from ..serving import ChatService
 from ..streaming import sse_chunks, usage_of
+from .generation import collect, refuse_while_loading, stream
 
 __all__ = ["ChatController"]
-
-
-class Reply:
-    """A whole reply gathered from the engine's events: answer, thinking, tool calls."""
-
-    def __init__(self) -> None:
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.tool_calls: list[ToolCall] = []
-        self.logprobs: list[dict] = []
-
-    def add(self, event: messages.Delta | messages.Finished) -> None:
-        self.content.append(event.text)
-        self.reasoning.append(event.reasoning)
-        self.tool_calls += [msgspec.convert(call, ToolCall) for call in event.tool_calls]
-        self.logprobs += event.logprobs
-
-    def choice_logprobs(self) -> ChoiceLogprobs:
-        return msgspec.convert({"content": self.logprobs}, ChoiceLogprobs)
-
-    def message(self) -> ChatMessage:
-        content = "".join(self.content)
-        return ChatMessage(
-            role="assistant",
-            content=content or (None if self.tool_calls else ""),  # OpenAI's null beside tool calls
-            tool_calls=self.tool_calls or None,
-            reasoning_content="".join(self.reasoning) or None,
-        )
-
-
-async def _until_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 class ChatController(Controller):
@@ -68,9 +30,7 @@ class ChatController(Controller):
     async def create(self, request: Request, chat_service: ChatService) -> Response:
         log = request.state.setdefault("log", {})
         chat_request = decode_chat_request(await request.body())
-        if chat_service.loading:  # the port opens before the models are found: 503 with Retry-After, not a 404
-            doing = "; ".join(chat_service.loading.values())
-            raise EngineUnavailableError(f"the server is starting: {doing}", retry_after=5)
+        refuse_while_loading(chat_service)
         job = normalize(chat_request, chat_service.routes())
         prepared = await chat_service.prepare(job, log)
         headers = {
@@ -82,75 +42,37 @@ class ChatController(Controller):
         created = int(time.time())
         events = chat_service.events(prepared)
         if job.stream:
-            try:
-                first = await anext(events)  # failures before the first token still get a real status code
-            except BaseException:
-                await events.aclose()
-                prepared.release()
-                raise
-
-            async def replay():
-                yield first
-                if not isinstance(first, messages.Finished):
-                    async for event in events:
-                        yield event
-
-            body = sse_chunks(
-                replay(),
-                completion_id=completion_id,
-                created=created,
-                model=prepared.engine.name,
-                include_usage=job.include_usage,
-                report=prepared.report,
-                on_close=prepared.release,
-                log=log,
+            return await stream(
+                prepared,
+                events,
+                lambda replayed: sse_chunks(
+                    replayed,
+                    completion_id=completion_id,
+                    created=created,
+                    model=prepared.engine.name,
+                    include_usage=job.include_usage,
+                    choices=prepared.choices,
+                    report=prepared.report,
+                    on_close=prepared.release,
+                    log=log,
+                ),
+                headers,
             )
-            # If the body is never iterated (the client left first), its reservation still goes back.
-            weakref.finalize(body, prepared.release)
-            headers["Cache-Control"] = "no-cache"
-            return Stream(body, media_type="text/event-stream", headers=headers)
-        try:
-            completion = await self._collect(request, prepared, events, completion_id, created)
-        finally:
-            prepared.release()
-        return Response(completion, headers=headers)
-
-    async def _collect(
-        self, request: Request, prepared: Prepared, events, completion_id: str, created: int
-    ) -> ChatCompletion:
-        async def collect():
-            reply = Reply()
-            async for event in events:
-                reply.add(event)
-                if isinstance(event, messages.Finished):
-                    return reply, event
-            raise RuntimeError("the engine ended the request without finishing it")
-
-        work = asyncio.create_task(collect())
-        watcher = asyncio.create_task(_until_disconnect(request))
-        try:
-            await asyncio.wait([work, watcher], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-            left = not work.done()
-            if left:  # the client left (or the server is stopping): stop generating for it
-                work.cancel()
-            await asyncio.gather(watcher, work, return_exceptions=True)
-        if left:
-            raise ClientDisconnectedError("the client closed the connection before the answer was ready")
-        reply, finished = await work
-        return ChatCompletion(
+        replies = await collect(request, prepared, events)
+        completion = ChatCompletion(
             id=completion_id,
             created=created,
             model=prepared.engine.name,
             choices=[
                 Choice(
-                    index=0,
+                    index=index,
                     message=reply.message(),
-                    finish_reason=finished.finish_reason,
+                    finish_reason=reply.finished.finish_reason,
                     logprobs=reply.choice_logprobs() if prepared.generate.logprobs is not None else None,
                 )
+                for index, reply in enumerate(replies)
             ],
-            usage=usage_of(finished),
+            usage=usage_of([reply.finished for reply in replies]),
             mmserve=prepared.report,
         )
+        return Response(completion, headers=headers)

@@ -28,6 +28,7 @@ __all__ = [
     "Cancel",
     "Count",
     "Counted",
+    "Detokenize",
     "Delta",
     "Failed",
     "Finished",
@@ -39,6 +40,8 @@ __all__ = [
     "Shutdown",
     "Stats",
     "StatsRequest",
+    "Tokenize",
+    "Tokens",
     "decode",
     "encode",
     "read_frame_size",
@@ -82,6 +85,7 @@ class Count(msgspec.Struct, tag=True, frozen=True):
     sizes: list[tuple[int, int]] = []
     tools: list[dict[str, Any]] | None = None  # rendered by the chat template, so they count
     template_kwargs: dict[str, Any] = {}
+    prompt: str | list[int] | None = None  # a text completion's raw prompt, in place of messages
 
 
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -96,6 +100,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
     template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
     logprobs: int | None = None  # None: none; else each token's logprob and this many alternatives
+    prompt: str | list[int] | None = None  # a text completion's raw prompt, in place of messages
 
 
 class Cancel(msgspec.Struct, tag=True, frozen=True):
@@ -104,6 +109,24 @@ class Cancel(msgspec.Struct, tag=True, frozen=True):
 
 class StatsRequest(msgspec.Struct, tag=True, frozen=True):
     id: str
+
+
+class Tokenize(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """The token ids of a prompt: a chat through the template (images as their placeholders),
+    or a raw text."""
+
+    id: str
+    messages: list[dict[str, Any]] = []
+    n_images: int = 0
+    tools: list[dict[str, Any]] | None = None
+    template_kwargs: dict[str, Any] = {}
+    prompt: str | None = None
+    add_special_tokens: bool = True
+
+
+class Detokenize(msgspec.Struct, tag=True, frozen=True):
+    id: str
+    tokens: list[int]
 
 
 class Shutdown(msgspec.Struct, tag=True, frozen=True):
@@ -181,6 +204,14 @@ class Failed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     code: str = "internal_error"
 
 
+class Tokens(msgspec.Struct, tag=True, frozen=True):
+    """The answer to Tokenize (``tokens``) or to Detokenize (``text``)."""
+
+    id: str
+    tokens: list[int] = []
+    text: str = ""
+
+
 class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     id: str
     active_bytes: int
@@ -196,6 +227,8 @@ Message = (
     | Generate
     | Cancel
     | StatsRequest
+    | Tokenize
+    | Detokenize
     | Shutdown
     | Ready
     | LoadFailed
@@ -204,6 +237,7 @@ Message = (
     | Finished
     | Failed
     | Stats
+    | Tokens
 )
 
 _encoder = msgspec.msgpack.Encoder()

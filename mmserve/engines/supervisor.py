@@ -219,15 +219,23 @@ class EngineClient:
         sizes: list[tuple[int, int]] = (),
         tools: list[dict] | None = None,
         template_kwargs: dict | None = None,
+        prompt: str | list[int] | None = None,
     ) -> messages.Counted:
         """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
         reply = await self._call(
-            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {})
+            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {}, prompt)
         )
         if isinstance(reply, messages.Failed):
             raise InvalidRequestError(
                 f"the messages cannot be rendered for this model: {reply.message}", param="messages"
             )
+        return reply
+
+    async def tokens(self, message_for) -> messages.Tokens:
+        """Send ``message_for(request_id)`` (a Tokenize or Detokenize) and return its answer."""
+        reply = await self._call(message_for)
+        if isinstance(reply, messages.Failed):
+            raise InvalidRequestError(f"the {self.kind} model cannot tokenize this: {reply.message}")
         return reply
 
     async def stats(self) -> messages.Stats | None:

@@ -388,16 +388,34 @@ class TextEngine:
         )
 
     def encode(
-        self, chat: list[dict], tools: list[dict] | None = None, template_kwargs: dict | None = None
+        self,
+        chat: list[dict],
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
+        prompt: str | list[int] | None = None,
     ) -> list[int]:
+        """The prompt's tokens: the chat through the model's template, or a text completion's
+        raw ``prompt`` as it is (text through the tokenizer alone)."""
+        if prompt is not None:
+            return list(prompt) if isinstance(prompt, list) else self.tokenizer.encode(prompt)
         return self.tokenizer.apply_chat_template(
             chat, tools=tools, add_generation_prompt=True, **(template_kwargs or {})
         )
 
     def count(
-        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+        self,
+        chat: list[dict],
+        n_images: int,
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
+        prompt: str | list[int] | None = None,
     ) -> int:
-        return len(self.encode(chat, tools, template_kwargs))
+        return len(self.encode(chat, tools, template_kwargs, prompt))
+
+    def tokenize(self, request: messages.Tokenize) -> list[int]:
+        if request.prompt is not None:
+            return self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
+        return self.encode(request.messages, request.tools, request.template_kwargs)
 
     def detokenizer(self):
         return self.tokenizer.detokenizer
@@ -419,7 +437,7 @@ class TextEngine:
     def prepare(self, request: messages.Generate) -> tuple[messages.Generate, list[int], list]:
         """Thread-safe per-request work: the templated prompt's tokens, and its logits
         processors (a grammar's matcher is compiled here, off the decode loop)."""
-        prompt = self.encode(request.messages, request.tools, request.template_kwargs)
+        prompt = self.encode(request.messages, request.tools, request.template_kwargs, request.prompt)
         return request, prompt, make_logits(request, self)
 
     def insert(self, prepared: tuple[messages.Generate, list[int], list]) -> Admitted:
@@ -428,7 +446,8 @@ class TextEngine:
         uid = next(self._uids)
         sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
-        parts = reply_parts(self.replies_tokenizer, request.tools, prompt)
+        # A text completion's reply is raw text: no thinking or tool calls are taken out of it.
+        parts = reply_parts(self.replies_tokenizer, request.tools, prompt) if request.prompt is None else None
         return Admitted(
             uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts, logprobs=recorder_in(processors)
         )

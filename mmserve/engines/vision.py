@@ -400,11 +400,26 @@ class VisionEngine:
         return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **kwargs)
 
     def count(
-        self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
+        self,
+        chat: list[dict],
+        n_images: int,
+        tools: list[dict] | None = None,
+        template_kwargs: dict | None = None,
+        raw: str | list[int] | None = None,
     ) -> int:
+        if raw is not None:
+            raise ValueError("the vision engine takes chat messages, not a raw prompt")
         prompt = self.prompt(chat, n_images, tools, template_kwargs)
         ids = self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
         return sum(1 for token in ids if token != self.image_token_id)
+
+    def tokenize(self, request: messages.Tokenize) -> list[int]:
+        """The prompt's ids with each image as its placeholder: how many tokens an image
+        becomes is the guard's plan, which depends on the image."""
+        if request.prompt is not None:
+            return self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
+        prompt = self.prompt(request.messages, request.n_images, request.tools, request.template_kwargs)
+        return self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)
 
     def detokenizer(self):
         return self.streaming.detokenizer

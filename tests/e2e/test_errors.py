@@ -55,11 +55,11 @@ def user(content) -> dict:
         ({**user("hi"), "max_tokens": 0}, "max_tokens"),
         ({**user("hi"), "temperature": 9}, "temperature"),
         ({**user("hi"), "top_p": 0}, "top_p"),
-        ({**user("hi"), "n": 3}, "n"),
+        ({**user("hi"), "n": 9}, "n"),
         ({**user("hi"), "stop": ["a"] * 40}, "stop"),
         ({**user("hi"), "stop": [""]}, "stop[0]"),
         ({**user("hi"), "stream": "yes"}, "stream"),
-        ({**user("hi"), "logprobs": True}, "logprobs"),
+        ({**user("hi"), "logprobs": "yes"}, "logprobs"),
         ({**user("hi"), "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
         ({**user("hi"), "functions": [{"name": "f"}]}, "functions"),
         ({**user("hi"), "tool_choice": "required"}, "tool_choice"),
@@ -76,8 +76,8 @@ def test_malformed_request_is_400_naming_the_field(server, body, param):
 
 
 def test_features_not_served_are_refused_when_asked_for_and_accepted_when_off(server):
-    """logprobs and the legacy functions are refused, not ignored; their empty or off forms pass."""
-    refused = envelope(post(server, {**user("hi"), "logprobs": True}))
+    """The legacy functions are refused, not ignored; the empty or off forms of features pass."""
+    refused = envelope(post(server, {**user("hi"), "functions": [{"name": "f"}]}))
     assert refused["code"] == "unsupported_parameter"
     off = {"logprobs": False, "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
     assert post(server, {**user("hi"), **off}).status_code == 200
