@@ -75,11 +75,13 @@ def mmserve_ocr(pdf: Path, base_url: str, max_tokens: int, side: int | None) -> 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run.jsonl"
         started = time.monotonic()
-        summary = ocr.ocr(pdf, out=out, base_url=base_url, max_tokens=max_tokens, image_side=side, progress=False)
+        summary = ocr.ocr(
+            pdf, out=out, base_url=base_url, max_tokens=max_tokens, image_side=side or "max", progress=False
+        )
         elapsed = time.monotonic() - started
         records = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary.exit_code == 0, summary
-    label = "mmserve ocr" + (f" --image-side {side}" if side else " (the server's ceiling)")
+    label = "mmserve ocr" + (f" --image-side {side}" if side else " --image-side max (the server's ceiling)")
     return _result(
         label,
         len(records),

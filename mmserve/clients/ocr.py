@@ -8,9 +8,10 @@ are named and counted, never skipped in silence. ``--pages 1-3,7`` picks pages.
 
 Pages are rendered at the side the server will actually use: the client asks the
 server (``/v1/models`` advertises the side its memory guard starts at and the most a
-request may ask for) and sends each page with ``detail: "high"`` and
-``mmserve.max_image_side``, so the server's ``--max-image-side`` bounds what it works
-on whatever the client asks. When the guard shrinks pages for memory, the next pages
+request may ask for: its ceiling) and sends each page with ``detail: "high"`` and
+``mmserve.max_image_side`` set to the side chosen — the server's own starting side
+by default, ``--image-side PX`` or ``--image-side max`` (the ceiling) for more — so
+the server's ``--max-image-side`` bounds what it works on whatever the client asks. When the guard shrinks pages for memory, the next pages
 are rendered at the side it kept. Pages go out with bounded concurrency (by default
 what fills the server's batches); one JSONL line per page is appended and fsynced, in
 page order. At the end ``<name>.md`` (each page under a "Page N" heading) is written
@@ -99,6 +100,7 @@ PAGE_SEPARATOR = "\f"
 PDF_SUFFIX = ".pdf"
 # The longer side pages are rendered at for a server that does not say (not an mmserve).
 FALLBACK_SIDE = 1600
+MAX_SIDE = "max"  # image_side: the most the server allows
 MIN_TEXT_LAYER_CHARS = 16  # --text-layer skip: fewer characters than this is a scan, not a text layer
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I;16"})
@@ -396,7 +398,7 @@ def _warnings(page_name: str, outcome: Outcome, warn_below: int, server: ServerI
         elif start and server.max_image_side and start < server.max_image_side:
             message += (
                 f"the request started it at {start} px; ask for up to {server.max_image_side} px with "
-                "--image-side (mmserve.max_image_side)"
+                "--image-side (--image-side max; mmserve.max_image_side)"
             )
         elif start:
             message += (
@@ -512,7 +514,7 @@ async def aocr(
     timeout: float = 600.0,
     warn_below: int = 1000,
     pages: str | None = None,
-    image_side: int | None = None,
+    image_side: int | str | None = None,
     max_dpi: float = 300.0,
     text_layer: str | None = None,
     schema: dict | None = None,
@@ -602,9 +604,10 @@ async def aocr(
                 info = await server_info(client)
                 throttle = Throttle(concurrency or info.concurrency(fallback=2))
                 if info.is_mmserve:
-                    asked_side = min(image_side or info.max_image_side, info.max_image_side)
+                    wanted = {None: info.image_side or info.max_image_side, MAX_SIDE: info.max_image_side}
+                    asked_side = min(wanted.get(image_side, image_side), info.max_image_side)
                 else:
-                    asked_side = image_side or FALLBACK_SIDE
+                    asked_side = FALLBACK_SIDE if image_side in (None, MAX_SIDE) else image_side
                 sizer = _Sizer(asked_side)
                 server = info
                 for _ in range(throttle.ceiling - 1):
@@ -791,7 +794,7 @@ def ocr(
     timeout: float = 600.0,
     warn_below: int = 1000,
     pages: str | None = None,
-    image_side: int | None = None,
+    image_side: int | str | None = None,
     max_dpi: float = 300.0,
     text_layer: str | None = None,
     schema: dict | None = None,
@@ -802,8 +805,9 @@ def ocr(
     ``inputs``: PDFs, folders (of page images and/or PDFs) and image files (a
     multi-frame TIFF gives a page per frame). ``text_dir`` and ``markdown_dir``
     default to the folder of ``out``. ``pages`` picks pages (``"1-3,7"``).
-    ``image_side`` asks for pages this large on the longer side (default: the most
-    the server allows); PDFs are rendered at it, never above ``max_dpi``.
+    ``image_side`` asks for pages this large on the longer side (default: the side
+    the server starts images at; ``"max"``: the most it allows, its ceiling); PDFs
+    are rendered at it, never above ``max_dpi``.
     ``text_layer``: ``"skip"`` takes a PDF page's own text instead of asking the
     model when it has some, ``"compare"`` records both. ``schema`` (a JSON schema)
     asks for JSON per page (``response_format``, else in the prompt), recorded as
@@ -818,6 +822,10 @@ def ocr(
     """
     options = {key: value for key, value in locals().items() if key not in ("inputs", "out")}
     return asyncio.run(aocr(inputs, out=out, **options))
+
+
+def _side(text: str) -> int | str:
+    return MAX_SIDE if text.strip().lower() == MAX_SIDE else positive_int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -836,9 +844,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pages.add_argument("--pages", metavar="RANGES", help="pages to do in every document, e.g. 1-3,7,10- (default: all)")
     pages.add_argument(
         "--image-side",
-        type=positive_int,
-        metavar="PX",
-        help="longer side to send pages at (default: the most the server allows; it bounds any value)",
+        type=_side,
+        metavar="PX|max",
+        help="longer side to send pages at: PX, or 'max' for the most the server allows "
+        "(default: the side the server starts images at; the server bounds any value)",
     )
     pages.add_argument(
         "--max-dpi", type=float, default=300.0, help="never render a PDF page finer than this (default: %(default)s)"

@@ -206,14 +206,24 @@ def bounded(models, tmp_path_factory):
 
 
 def test_client_never_asks_for_more_than_the_servers_max_image_side(bounded, library, tmp_path):
-    """Against --max-image-side 320, asking for 20000 px renders and sends 320 px pages, read at 320."""
+    """Against --max-image-side 320, asking for 20000 px or "max" renders and sends 320 px pages, read at 320."""
     models = httpx.get(f"{bounded}/models", timeout=10).json()["data"]
     limits = next(model["mmserve"] for model in models if "mmserve" in model)
     assert limits["max_image_side"] == limits["image_side"] == 320
     out = tmp_path / "run.jsonl"
     ocr.ocr(library / "report.pdf", out=out, base_url=bounded, image_side=20000, pages="1", **FAST)
+    args = [str(library / "report.pdf"), "-o", str(out), "--base-url", bounded, "--pages", "2", "-q"]
+    assert ocr.main([*args, "--max-tokens", "8", "--image-side", "max"]) == 0
+    for record in lines(out):
+        assert max(record["size"]) == 320 and max(record["resized"]) <= 320 + GRID
+
+
+def test_by_default_pages_are_sent_at_the_side_the_server_starts_at(api, library, limits, tmp_path):
+    """With no --image-side, a page is rendered at the server's starting side (image_side in /v1/models)."""
+    out = tmp_path / "run.jsonl"
+    ocr.ocr(library / "memo.pdf", out=out, base_url=api, pages="1", **FAST)
     (record,) = lines(out)
-    assert max(record["size"]) == 320 and max(record["resized"]) <= 320 + GRID
+    assert max(record["size"]) == limits["image_side"] and record["start_side"] == limits["image_side"]
 
 
 def test_no_server_exits_non_zero_within_20_s_with_one_line(library, tmp_path, capsys):
