@@ -131,7 +131,8 @@ class Progress:
         if self.enabled or not s.ok:
             state = "interrupted" if s.interrupted else "stopped" if s.stopped else "finished"
             line = (
-                f"{self.label}: {state}: {s.total} {self.noun}: {s.done} done, {s.skipped} skipped (already done), "
+                f"{self.label}: {state}: {s.total} {self.noun if s.total != 1 else self.noun.rstrip('s')}: "
+                f"{s.done} done, {s.skipped} skipped (already done), "
                 f"{s.failed} failed"
             )
             if s.failed_before:
