@@ -16,7 +16,7 @@ from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..protocol.openai import ChatMessage, ChoiceLogprobs, ToolCall
 from ..serving import ChatService, Prepared
 
-__all__ = ["Reply", "collect", "refuse_while_loading", "stream"]
+__all__ = ["Reply", "chunk_fields", "collect", "refuse_while_loading", "stream"]
 
 
 def refuse_while_loading(service: ChatService) -> None:
@@ -94,6 +94,21 @@ async def collect(request: Request, prepared: Prepared, events: AsyncIterator) -
         return await work
     finally:
         prepared.release()
+
+
+def chunk_fields(prepared: Prepared, job, log: dict, completion_id: str, created: int) -> dict:
+    """What every streamed completion's chunks are made with (``streaming.sse_chunks`` and
+    ``sse_completion_chunks``)."""
+    return {
+        "completion_id": completion_id,
+        "created": created,
+        "model": prepared.engine.name,
+        "include_usage": job.include_usage,
+        "choices": prepared.choices,
+        "report": prepared.report,
+        "on_close": prepared.release,
+        "log": log,
+    }
 
 
 async def stream(
