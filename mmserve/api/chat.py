@@ -44,7 +44,7 @@ class ChatController(Controller):
         events = chat_service.events(prepared)
         if job.stream:
             fields = chunk_fields(prepared, job, log, completion_id, created)
-            return await stream(prepared, events, functools.partial(sse_chunks, **fields), headers)
+            return await stream(request, prepared, events, functools.partial(sse_chunks, **fields), headers)
         replies = await collect(request, prepared, events)
         completion = ChatCompletion(
             id=completion_id,

@@ -44,7 +44,7 @@ class CompletionsController(Controller):
         if job.stream:
             fields = chunk_fields(prepared, job, log, completion_id, created)
             render = functools.partial(sse_completion_chunks, **fields, echo=echo, logprobs=job.logprobs is not None)
-            return await stream(prepared, events, render, headers)
+            return await stream(request, prepared, events, render, headers)
         replies = await collect(request, prepared, events)
         completion = TextCompletion(
             id=completion_id,

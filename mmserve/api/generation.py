@@ -4,7 +4,6 @@ its first event before the status goes out, gathering whole replies, and a clien
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
@@ -112,7 +111,11 @@ def chunk_fields(prepared: Prepared, job, log: dict, completion_id: str, created
 
 
 async def stream(
-    prepared: Prepared, events: AsyncIterator, render: Callable[[AsyncIterator], AsyncIterator[bytes]], headers: dict
+    request: Request,
+    prepared: Prepared,
+    events: AsyncIterator,
+    render: Callable[[AsyncIterator], AsyncIterator[bytes]],
+    headers: dict,
 ) -> Stream:
     """A streamed response whose status waits for the first event, so that failures before
     the first token still get a real status code; ``render`` turns events into SSE bytes
@@ -130,6 +133,7 @@ async def stream(
             yield event
 
     body = render(replay())
-    # If the body is never iterated (the client left first), its reservation still goes back.
-    weakref.finalize(body, prepared.release)
+    # If the body is never iterated (the client left before the response started), the
+    # reservation goes back when the request ends (the request middleware's ``on_end``).
+    request.scope["state"].setdefault("on_end", []).append(prepared.release)
     return Stream(body, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
