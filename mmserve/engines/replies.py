@@ -48,7 +48,12 @@ def tool_format(tokenizer, grammar_tokenizer) -> dict:
         parser = tokenizer.tool_parser.__module__.rsplit(".", 1)[-1]
     else:
         start, end, parser = HERMES["start"], HERMES["end"], HERMES["parser"]
-    special = grammar_tokenizer.get().is_special_token
+    try:
+        special = grammar_tokenizer.get().is_special_token
+    except ValueError:  # llguidance takes fast tokenizers only; the markers are then spelled as text
+
+        def special(token: int) -> bool:
+            return False
 
     def spelling(marker: str) -> str:
         ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
