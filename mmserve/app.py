@@ -129,6 +129,8 @@ def _request_middleware(api_key: str | None, metrics: Metrics):
             try:
                 await app(scope, receive, send_with_id)
             finally:
+                for end in scope["state"].get("on_end", ()):  # what a handler holds until the request ends
+                    end()
                 if not logged:  # the client left before the response ended, as a stream it stopped reading
                     fields["status"] = 499  # nginx's "client closed request"
                     fields.setdefault("error", "client_disconnected")

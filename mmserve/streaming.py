@@ -170,8 +170,10 @@ async def sse_events(body: AsyncIterator[bytes], *, on_close: Callable[[], None]
         yield _event(error.envelope(), event="error")
         yield DONE
     finally:
-        await body.aclose()
-        on_close()
+        try:
+            await body.aclose()
+        finally:
+            on_close()
 
 
 def sse_chunks(events, *, on_close: Callable[[], None], log: dict, **chunk_fields) -> AsyncIterator[bytes]:

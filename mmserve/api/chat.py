@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 
@@ -11,7 +12,7 @@ from ..normalize import normalize
 from ..protocol.openai import ChatCompletion, Choice, decode_chat_request
 from ..serving import ChatService
 from ..streaming import sse_chunks, usage_of
-from .generation import collect, refuse_while_loading, stream
+from .generation import chunk_fields, collect, refuse_while_loading, stream
 
 __all__ = ["ChatController"]
 
@@ -42,22 +43,8 @@ class ChatController(Controller):
         created = int(time.time())
         events = chat_service.events(prepared)
         if job.stream:
-            return await stream(
-                prepared,
-                events,
-                lambda replayed: sse_chunks(
-                    replayed,
-                    completion_id=completion_id,
-                    created=created,
-                    model=prepared.engine.name,
-                    include_usage=job.include_usage,
-                    choices=prepared.choices,
-                    report=prepared.report,
-                    on_close=prepared.release,
-                    log=log,
-                ),
-                headers,
-            )
+            fields = chunk_fields(prepared, job, log, completion_id, created)
+            return await stream(request, prepared, events, functools.partial(sse_chunks, **fields), headers)
         replies = await collect(request, prepared, events)
         completion = ChatCompletion(
             id=completion_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 
@@ -12,7 +13,7 @@ from ..normalize import normalize_completion
 from ..protocol.openai import CompletionChoice, CompletionLogprobs, TextCompletion, decode_completion_request
 from ..serving import ChatService
 from ..streaming import sse_completion_chunks, usage_of
-from .generation import collect, refuse_while_loading, stream
+from .generation import chunk_fields, collect, refuse_while_loading, stream
 
 __all__ = ["CompletionsController"]
 
@@ -41,24 +42,9 @@ class CompletionsController(Controller):
         created = int(time.time())
         events = chat_service.events(prepared)
         if job.stream:
-            return await stream(
-                prepared,
-                events,
-                lambda replayed: sse_completion_chunks(
-                    replayed,
-                    completion_id=completion_id,
-                    created=created,
-                    model=prepared.engine.name,
-                    include_usage=job.include_usage,
-                    choices=prepared.choices,
-                    echo=echo,
-                    logprobs=job.logprobs is not None,
-                    report=prepared.report,
-                    on_close=prepared.release,
-                    log=log,
-                ),
-                headers,
-            )
+            fields = chunk_fields(prepared, job, log, completion_id, created)
+            render = functools.partial(sse_completion_chunks, **fields, echo=echo, logprobs=job.logprobs is not None)
+            return await stream(request, prepared, events, render, headers)
         replies = await collect(request, prepared, events)
         completion = TextCompletion(
             id=completion_id,

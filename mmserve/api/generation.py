@@ -4,7 +4,6 @@ its first event before the status goes out, gathering whole replies, and a clien
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
@@ -16,7 +15,7 @@ from ..errors import ClientDisconnectedError, EngineUnavailableError
 from ..protocol.openai import ChatMessage, ChoiceLogprobs, ToolCall
 from ..serving import ChatService, Prepared
 
-__all__ = ["Reply", "collect", "refuse_while_loading", "stream"]
+__all__ = ["Reply", "chunk_fields", "collect", "refuse_while_loading", "stream"]
 
 
 def refuse_while_loading(service: ChatService) -> None:
@@ -96,8 +95,27 @@ async def collect(request: Request, prepared: Prepared, events: AsyncIterator) -
         prepared.release()
 
 
+def chunk_fields(prepared: Prepared, job, log: dict, completion_id: str, created: int) -> dict:
+    """What every streamed completion's chunks are made with (``streaming.sse_chunks`` and
+    ``sse_completion_chunks``)."""
+    return {
+        "completion_id": completion_id,
+        "created": created,
+        "model": prepared.engine.name,
+        "include_usage": job.include_usage,
+        "choices": prepared.choices,
+        "report": prepared.report,
+        "on_close": prepared.release,
+        "log": log,
+    }
+
+
 async def stream(
-    prepared: Prepared, events: AsyncIterator, render: Callable[[AsyncIterator], AsyncIterator[bytes]], headers: dict
+    request: Request,
+    prepared: Prepared,
+    events: AsyncIterator,
+    render: Callable[[AsyncIterator], AsyncIterator[bytes]],
+    headers: dict,
 ) -> Stream:
     """A streamed response whose status waits for the first event, so that failures before
     the first token still get a real status code; ``render`` turns events into SSE bytes
@@ -115,6 +133,7 @@ async def stream(
             yield event
 
     body = render(replay())
-    # If the body is never iterated (the client left first), its reservation still goes back.
-    weakref.finalize(body, prepared.release)
+    # If the body is never iterated (the client left before the response started), the
+    # reservation goes back when the request ends (the request middleware's ``on_end``).
+    request.scope["state"].setdefault("on_end", []).append(prepared.release)
     return Stream(body, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})

@@ -258,6 +258,7 @@ class ResponsesController(Controller):
         events = chat_service.events(prepared)
         if body.stream:
             return await stream(
+                request,
                 prepared,
                 events,
                 lambda replayed: sse_events(

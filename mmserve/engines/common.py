@@ -22,6 +22,7 @@ from . import messages
 __all__ = [
     "Admitted",
     "backend",
+    "chat_for_template",
     "context_length",
     "kv_layout",
     "logits_for_kept_positions",
@@ -109,13 +110,25 @@ class Admitted:
     logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
 
 
-def reply_parts(tokenizer, tools: list[dict] | None, prompt: list[int]):
+def reply_parts(engine, tools: list[dict] | None, prompt: list[int]):
     """How a reply is split into answer, thinking and tool calls; None: it is all answer."""
     from .replies import ReplyParts, prompt_opens_thinking
 
+    tokenizer = engine.replies_tokenizer
     if not ReplyParts.wanted(tokenizer, tools):
         return None
-    return ReplyParts(tokenizer, tools=tools, thinking=prompt_opens_thinking(tokenizer, prompt))
+    thinking = prompt_opens_thinking(tokenizer, prompt)
+    return ReplyParts(tokenizer, tools=tools, thinking=thinking, calls=engine.tool_format)
+
+
+def chat_for_template(engine, chat: list[dict], tools: list[dict] | None) -> tuple[list[dict], list[dict] | None]:
+    """The chat and tools as the model's template takes them: as they are where it renders
+    tools itself, else with the tools described in the Hermes format (``replies.hermes_chat``)."""
+    if not tools or engine.tool_format["template"]:
+        return chat, tools
+    from .replies import hermes_chat
+
+    return hermes_chat(chat, tools), None
 
 
 def make_sampler(sampling: messages.Sampling):

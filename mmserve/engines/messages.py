@@ -151,7 +151,7 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     kv_layout: dict[str, Any] | None = None
     # How the model calls tools (mlx-lm's parser name and the markers around a call), where its
     # chat template declares a format; None: it cannot be offered tools.
-    tool_format: dict[str, str] | None = None
+    tool_format: dict[str, Any] | None = None
     # Why mlx-lm cannot batch this model, which then decodes one request at a time; None: it batches.
     batch_fault: str | None = None
     # The image geometry: the checkpoint's config files (guards.families.Checkpoint) and the

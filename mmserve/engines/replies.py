@@ -1,46 +1,105 @@
 """A reply's text split into the answer, the model's thinking and its tool calls.
 
-mlx-lm's ``TextStateMachine`` follows the markers the model's tokenizer declares
-(``<think>`` ... ``</think>``, ``<tool_call>`` ... ``</tool_call>``) through decoded text,
-whatever tokens spell them, and strips them. Tool-call text is parsed with the parser
-mlx-lm picked for the model's chat template (``mlx_lm.tool_parsers``); a call that does
-not parse stays in the answer, so nothing the model wrote is lost.
+mlx-lm's ``TextStateMachine`` follows the markers (``<think>`` ... ``</think>``,
+``<tool_call>`` ... ``</tool_call>``) through decoded text, whatever tokens spell them, and
+strips them. Tool-call text is parsed with the parser mlx-lm picked for the model's chat
+template (``mlx_lm.tool_parsers``); a call that does not parse stays in the answer, so
+nothing the model wrote is lost.
+
+A model whose template declares no tool-call format (Qwen2.5-VL's, LLaVA's, many vision
+templates) is offered tools in the Hermes format, which the Qwen 2.5 family's own templates
+write: the tools described in the system message, calls as JSON objects between
+``<tool_call>`` markers, results as ``<tool_response>`` blocks in a user turn
+(``hermes_chat``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 
 import structlog
 from mlx_lm.generate import TextStateMachine
 
-__all__ = ["ReplyParts", "prompt_opens_thinking", "tool_format"]
+__all__ = ["HERMES", "ReplyParts", "hermes_chat", "prompt_opens_thinking", "tool_format"]
 
 log = structlog.get_logger("mmserve.worker")
 
+# What a template without a format of its own is offered: mlx-lm's json_tools parser and markers.
+HERMES = {"parser": "json_tools", "start": "<tool_call>", "end": "</tool_call>"}
+_HERMES_PROMPT = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": '
+    "<args-json-object>}}\n</tool_call>"
+)
 
-def tool_format(tokenizer, grammar_tokenizer) -> dict[str, str] | None:
-    """How the model calls tools: mlx-lm's parser for its template, the markers around a call
-    and how llguidance's lark spells each (``grammar_start``, ``grammar_end``: a token it
-    takes for special, which stands for no text there, by its id); None where the template
-    declares no format."""
-    if not tokenizer.has_tool_calling:
-        return None
-    special = grammar_tokenizer.get().is_special_token
+
+def tool_format(tokenizer, grammar_tokenizer) -> dict:
+    """How the model calls tools: the parser (mlx-lm's for its template, or Hermes'), the
+    markers around a call, how llguidance's lark spells each (``grammar_start``,
+    ``grammar_end``: a token it takes for special, which stands for no text there, by its
+    id), and whether the template renders tools itself (``template``)."""
+    declared = tokenizer.has_tool_calling
+    if declared:
+        start, end = tokenizer.tool_call_start, tokenizer.tool_call_end or ""
+        parser = tokenizer.tool_parser.__module__.rsplit(".", 1)[-1]
+    else:
+        start, end, parser = HERMES["start"], HERMES["end"], HERMES["parser"]
+    try:
+        special = grammar_tokenizer.get().is_special_token
+    except ValueError:  # llguidance takes fast tokenizers only; the markers are then spelled as text
+
+        def special(token: int) -> bool:
+            return False
 
     def spelling(marker: str) -> str:
         ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
         return f"<[{ids[0]}]>" if len(ids) == 1 and special(ids[0]) else json.dumps(marker)
 
-    start, end = tokenizer.tool_call_start, tokenizer.tool_call_end or ""
     return {
-        "parser": tokenizer.tool_parser.__module__.rsplit(".", 1)[-1],
+        "parser": parser,
         "start": start,
         "end": end,
         "grammar_start": spelling(start),
         "grammar_end": spelling(end),
+        "template": declared,
     }
+
+
+def hermes_chat(chat: list[dict], tools: list[dict]) -> list[dict]:
+    """A chat with tools for a template that takes none: the tools described in the system
+    message, earlier calls as ``<tool_call>`` text, their results as ``<tool_response>``
+    blocks in a user turn."""
+    described = _HERMES_PROMPT.format(tools="\n".join(json.dumps(tool) for tool in tools))
+    out: list[dict] = []
+    for message in chat:
+        if message["role"] == "tool":
+            block = f"<tool_response>\n{message['content']}\n</tool_response>"
+            if out and out[-1].get("from_tools"):
+                out[-1]["content"] += "\n" + block
+            else:
+                out.append({"role": "user", "content": block, "from_tools": True})
+        elif message.get("tool_calls"):
+            calls = "\n".join(
+                "<tool_call>\n"
+                + json.dumps({"name": c["function"]["name"], "arguments": c["function"]["arguments"]})
+                + "\n</tool_call>"
+                for c in message["tool_calls"]
+            )
+            text = message["content"] if isinstance(message["content"], str) else ""
+            out.append({"role": "assistant", "content": f"{text}\n{calls}".strip()})
+        else:
+            out.append(dict(message))
+    for message in out:
+        message.pop("from_tools", None)
+    if out and out[0]["role"] == "system" and isinstance(out[0]["content"], str):
+        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{described}"}
+    else:
+        out.insert(0, {"role": "system", "content": described})
+    return out
 
 
 def prompt_opens_thinking(tokenizer, prompt: list[int]) -> bool:
@@ -56,19 +115,20 @@ def prompt_opens_thinking(tokenizer, prompt: list[int]) -> bool:
 class ReplyParts:
     """Splits one reply, as it is decoded, into answer, thinking and tool calls."""
 
-    def __init__(self, tokenizer, *, tools: list[dict] | None, thinking: bool) -> None:
+    def __init__(self, tokenizer, *, tools: list[dict] | None, thinking: bool, calls: dict) -> None:
+        """``calls``: the model's tool format (``tool_format``)."""
         transitions: dict[str, list[tuple[str, str]]] = {"normal": []}
         if tokenizer.has_thinking:
             transitions["normal"].append((tokenizer.think_start, "reasoning"))
             transitions["reasoning"] = [(tokenizer.think_end, "normal")]
-        if tools and tokenizer.has_tool_calling:
-            transitions["normal"].append((tokenizer.tool_call_start, "tool"))
+        if tools:
+            transitions["normal"].append((calls["start"], "tool"))
             if tokenizer.has_thinking:
-                transitions["reasoning"].append((tokenizer.tool_call_start, "tool"))
-            transitions["tool"] = [(tokenizer.tool_call_end, "normal")] if tokenizer.tool_call_end else []
+                transitions["reasoning"].append((calls["start"], "tool"))
+            transitions["tool"] = [(calls["end"], "normal")] if calls["end"] else []
         self.tools = tools
-        self.parse = tokenizer.tool_parser
-        self.markers = (tokenizer.tool_call_start or "", tokenizer.tool_call_end or "")
+        self.parse = importlib.import_module(f"mlx_lm.tool_parsers.{calls['parser']}").parse_tool_call
+        self.markers = (calls["start"], calls["end"])
         self.machine = TextStateMachine(transitions)
         self.state = self.machine.make_state("reasoning" if thinking and tokenizer.has_thinking else "normal")
         self.tool_text = ""
@@ -77,7 +137,7 @@ class ReplyParts:
     @staticmethod
     def wanted(tokenizer, tools: list[dict] | None) -> bool:
         """Whether a reply needs splitting at all: the model thinks, or it was offered tools."""
-        return tokenizer.has_thinking or bool(tools and tokenizer.has_tool_calling)
+        return tokenizer.has_thinking or bool(tools)
 
     def add(self, text: str) -> tuple[str, str, list[dict]]:
         """The answer, thinking and complete tool calls in the next piece of text."""

@@ -33,6 +33,7 @@ from . import messages
 from .common import (
     Admitted,
     backend,
+    chat_for_template,
     context_length,
     kv_layout,
     logits_for_kept_positions,
@@ -47,6 +48,7 @@ from .common import (
 )
 from .grammar import GrammarTokenizer
 from .logprobs import recorder_in
+from .replies import tool_format
 
 __all__ = ["Lane", "Solo", "TextEngine", "batch_fault", "join"]
 
@@ -369,6 +371,7 @@ class TextEngine:
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer._tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
+        self.tool_format = tool_format(self.replies_tokenizer, self.grammar_tokenizer)
         # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
         self.batch_fault = batch_fault(self.model)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix
@@ -398,6 +401,7 @@ class TextEngine:
         raw ``prompt`` as it is (text through the tokenizer alone)."""
         if prompt is not None:
             return list(prompt) if isinstance(prompt, list) else self.tokenizer.encode(prompt)
+        chat, tools = chat_for_template(self, chat, tools)
         return self.tokenizer.apply_chat_template(
             chat, tools=tools, add_generation_prompt=True, **(template_kwargs or {})
         )
@@ -447,7 +451,7 @@ class TextEngine:
         sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
         # A text completion's reply is raw text: no thinking or tool calls are taken out of it.
-        parts = reply_parts(self.replies_tokenizer, request.tools, prompt) if request.prompt is None else None
+        parts = reply_parts(self, request.tools, prompt) if request.prompt is None else None
         return Admitted(
             uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts, logprobs=recorder_in(processors)
         )

@@ -42,6 +42,7 @@ from . import messages
 from .common import (
     Admitted,
     backend,
+    chat_for_template,
     context_length,
     kv_layout,
     logits_for_kept_positions,
@@ -57,6 +58,7 @@ from .common import (
 from .families import UnservedFamilyError, adapter_for
 from .grammar import GrammarTokenizer
 from .logprobs import recorder_in
+from .replies import tool_format
 
 __all__ = ["VisionEngine"]
 
@@ -360,6 +362,7 @@ class VisionEngine:
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
+        self.tool_format = tool_format(self.replies_tokenizer, self.grammar_tokenizer)
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
         image_processor = getattr(self.processor, "image_processor", None)
         if image_processor is not None:
@@ -396,6 +399,7 @@ class VisionEngine:
     def prompt(
         self, chat: list[dict], n_images: int, tools: list[dict] | None = None, template_kwargs: dict | None = None
     ) -> str:
+        chat, tools = chat_for_template(self, chat, tools)
         kwargs = {**(template_kwargs or {}), **({"tools": tools} if tools else {})}
         return apply_chat_template(self.processor, self.model.config, chat, num_images=n_images, **kwargs)
 
@@ -497,7 +501,7 @@ class VisionEngine:
             uid=uid,
             prompt_tokens=len(tokens),
             cached_tokens=self._cached_prefix(tokens, prompt_kwargs),
-            parts=reply_parts(self.replies_tokenizer, request.tools, tokens),
+            parts=reply_parts(self, request.tools, tokens),
             logprobs=recorder_in(processors),
         )
 

@@ -434,7 +434,6 @@ def main(argv: list[str] | None = None) -> int:
         import mlx.core as mx
 
         from .common import backend as current_backend
-        from .replies import tool_format
 
         backend = current_backend()
         memory_limit = set_memory_limits(backend, args.memory_limit)
@@ -469,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             kv_bytes_per_token=engine.kv_bytes_per_token,
             vocab_size=engine.vocab_size,
             longest_token_chars=engine.longest_token_chars,
-            tool_format=tool_format(engine.replies_tokenizer, engine.grammar_tokenizer),
+            tool_format=engine.tool_format,
             kv_layout=layout.as_dict() if (layout := getattr(engine, "kv_layout", None)) is not None else None,
             batch_fault=getattr(engine, "batch_fault", None),
             vision=vision,

@@ -29,13 +29,13 @@ def messages_for(route: str, text: str = "hello") -> list[dict]:
     return [{"role": "user", "content": parts}]
 
 
-def post(server, body, *, timeout: float = 120, **kwargs) -> httpx.Response:
+def post(server, body, *, timeout: float = 120, path: str = CHAT, **kwargs) -> httpx.Response:
     if isinstance(body, bytes):
         kwargs["content"] = body
         kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
     else:
         kwargs["json"] = body
-    return httpx.post(server.base_url + CHAT, timeout=timeout, **kwargs)
+    return httpx.post(server.base_url + path, timeout=timeout, **kwargs)
 
 
 def error_of(response: httpx.Response) -> dict:

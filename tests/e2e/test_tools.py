@@ -170,3 +170,26 @@ def test_bad_tool_requests_are_400_naming_the_field(server, body, param):
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_with_an_image_on_a_template_without_tools_the_hermes_format_is_used(client):
+    """Qwen2.5-VL's template renders no tools: they are described in the system message in the
+    Hermes format its family uses, and the forced call is parsed as usual."""
+    from tests.conftest import png_data_uri
+
+    image = {"type": "image_url", "image_url": {"url": png_data_uri(64, 64, seed=8)}}
+    look = [{"role": "user", "content": [image, {"type": "text", "text": "Where was this taken? Check the weather."}]}]
+    plain = client.chat.completions.create(model="auto", messages=look, max_tokens=1)
+    reply = client.chat.completions.create(
+        model="auto",
+        messages=look,
+        tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=200,
+        temperature=0,
+    )
+    assert reply.model_extra["mmserve"]["route"] == "vision"
+    assert reply.usage.prompt_tokens > plain.usage.prompt_tokens  # the tools were described
+    (call,) = reply.choices[0].message.tool_calls
+    assert call.function.name == "get_weather" and set(json.loads(call.function.arguments)) == {"city", "unit"}
+    assert reply.choices[0].finish_reason == "tool_calls"

@@ -1,0 +1,36 @@
+"""Tools for a template that renders none: the Hermes format."""
+
+from __future__ import annotations
+
+import json
+
+from mmserve.engines.replies import hermes_chat
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+def test_the_tools_join_the_system_message_or_make_one():
+    with_system = hermes_chat([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], [TOOL])
+    assert (
+        with_system[0]["content"].startswith("Be brief.\n\n# Tools") and json.dumps(TOOL) in with_system[0]["content"]
+    )
+    without = hermes_chat([{"role": "user", "content": "hi"}], [TOOL])
+    assert [m["role"] for m in without] == ["system", "user"] and "<tools>" in without[0]["content"]
+
+
+def test_calls_become_text_and_results_one_user_turn():
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    chat = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call, call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "3 C"},
+        {"role": "tool", "tool_call_id": "c1", "content": "4 C"},
+    ]
+    out = hermes_chat(chat, [TOOL])
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert (
+        out[2]["content"].count('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>')
+        == 2
+    )
+    assert out[3]["content"] == "<tool_response>\n3 C\n</tool_response>\n<tool_response>\n4 C\n</tool_response>"
+    assert "from_tools" not in out[3]
