@@ -49,6 +49,7 @@ def test_the_processors_counts_plan_the_prompt_the_model_runs(models):
     job = SimpleNamespace(
         images=[SimpleNamespace(detail="auto", param="messages[0].content[0]")],
         max_tokens=4,
+        n=1,
         route=SimpleNamespace(kind="vision"),
     )
     planned = asyncio.run(guard.plan(pool, job, decoded, engine.count(chat, 1), engine.image_tokens(sizes)))

@@ -28,7 +28,7 @@ def salt(engine: VisionEngine, question: str, *images: messages.ImageData) -> in
     request = messages.Generate(
         id=question, messages=[{"role": "user", "content": content}], images=list(images), max_tokens=1
     )
-    _, _, prompt_kwargs = engine.prepare(request)
+    _, _, prompt_kwargs, _ = engine.prepare(request)
     return prompt_kwargs["_apc_semantic_hash"]
 
 
