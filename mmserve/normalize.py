@@ -59,6 +59,7 @@ class Job:
     include_usage: bool
     grammar: str | None = None  # llguidance's: the reply is held to it (response_format, a forced tool call)
     tools: list[dict] | None = None  # offered to the model, as its chat template takes them
+    parallel_tool_calls: bool = True
     template_kwargs: dict = field(default_factory=dict)  # chat_template_kwargs and reasoning_effort
     logprobs: int | None = None  # None: none; else how many alternatives per token
     n: int = 1  # choices, each its own sequence in the batch
@@ -269,6 +270,7 @@ def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         grammar=forced_call or response_grammar(request.response_format),
         tools=tools,
+        parallel_tool_calls=request.parallel_tool_calls,
         template_kwargs=_template_kwargs(request),
         logprobs=(request.top_logprobs or 0) if request.logprobs else None,
         n=request.n,

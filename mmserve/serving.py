@@ -91,6 +91,7 @@ class ChatService:
             processor_kwargs=planned.processor_kwargs,
             grammar=job.grammar,
             tools=job.tools,
+            parallel_tool_calls=job.parallel_tool_calls,
             template_kwargs=job.template_kwargs,
             logprobs=job.logprobs,
             prompt=job.prompt,

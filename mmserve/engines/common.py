@@ -110,7 +110,7 @@ class Admitted:
     logprobs: object = None  # logprobs.TokenLogprobs where the request asked for them
 
 
-def reply_parts(engine, tools: list[dict] | None, prompt: list[int]):
+def reply_parts(engine, tools: list[dict] | None, prompt: list[int], parallel: bool = True):
     """How a reply is split into answer, thinking and tool calls; None: it is all answer."""
     from .replies import ReplyParts, prompt_opens_thinking
 
@@ -118,7 +118,7 @@ def reply_parts(engine, tools: list[dict] | None, prompt: list[int]):
     if not ReplyParts.wanted(tokenizer, tools):
         return None
     thinking = prompt_opens_thinking(tokenizer, prompt)
-    return ReplyParts(tokenizer, tools=tools, thinking=thinking, calls=engine.tool_format)
+    return ReplyParts(tokenizer, tools=tools, thinking=thinking, calls=engine.tool_format, parallel=parallel)
 
 
 def chat_for_template(engine, chat: list[dict], tools: list[dict] | None) -> tuple[list[dict], list[dict] | None]:

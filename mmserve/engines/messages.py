@@ -98,6 +98,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     processor_kwargs: dict[str, Any] = {}  # the family geometry's options for the image processor
     grammar: str | None = None  # llguidance's grammar the reply is held to (structured output, forced tool calls)
     tools: list[dict[str, Any]] | None = None  # offered to the model: rendered by its template, its calls parsed
+    parallel_tool_calls: bool = True  # False: the reply ends with its first call
     template_kwargs: dict[str, Any] = {}  # more for the chat template (chat_template_kwargs, reasoning_effort)
     logprobs: int | None = None  # None: none; else each token's logprob and this many alternatives
     prompt: str | list[int] | None = None  # a text completion's raw prompt, in place of messages

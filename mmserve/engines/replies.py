@@ -115,8 +115,11 @@ def prompt_opens_thinking(tokenizer, prompt: list[int]) -> bool:
 class ReplyParts:
     """Splits one reply, as it is decoded, into answer, thinking and tool calls."""
 
-    def __init__(self, tokenizer, *, tools: list[dict] | None, thinking: bool, calls: dict) -> None:
-        """``calls``: the model's tool format (``tool_format``)."""
+    def __init__(
+        self, tokenizer, *, tools: list[dict] | None, thinking: bool, calls: dict, parallel: bool = True
+    ) -> None:
+        """``calls``: the model's tool format (``tool_format``); ``parallel``: whether the reply
+        may make more than one call (else it is ``done`` after the first)."""
         transitions: dict[str, list[tuple[str, str]]] = {"normal": []}
         if tokenizer.has_thinking:
             transitions["normal"].append((tokenizer.think_start, "reasoning"))
@@ -133,11 +136,17 @@ class ReplyParts:
         self.state = self.machine.make_state("reasoning" if thinking and tokenizer.has_thinking else "normal")
         self.tool_text = ""
         self.called = False  # whether any tool call was made
+        self.parallel = parallel
 
     @staticmethod
     def wanted(tokenizer, tools: list[dict] | None) -> bool:
         """Whether a reply needs splitting at all: the model thinks, or it was offered tools."""
         return tokenizer.has_thinking or bool(tools)
+
+    @property
+    def done(self) -> bool:
+        """Whether the reply has made the one call it may make."""
+        return self.called and not self.parallel
 
     def add(self, text: str) -> tuple[str, str, list[dict]]:
         """The answer, thinking and complete tool calls in the next piece of text."""

@@ -451,7 +451,9 @@ class TextEngine:
         sampler = make_sampler(request.sampling)
         self.lane.insert(uid, prompt[cached:], cache, prompt[:cached], request.max_tokens, sampler, processors)
         # A text completion's reply is raw text: no thinking or tool calls are taken out of it.
-        parts = reply_parts(self, request.tools, prompt) if request.prompt is None else None
+        parts = (
+            reply_parts(self, request.tools, prompt, request.parallel_tool_calls) if request.prompt is None else None
+        )
         return Admitted(
             uid=uid, prompt_tokens=len(prompt), cached_tokens=cached, parts=parts, logprobs=recorder_in(processors)
         )

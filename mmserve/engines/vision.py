@@ -501,7 +501,7 @@ class VisionEngine:
             uid=uid,
             prompt_tokens=len(tokens),
             cached_tokens=self._cached_prefix(tokens, prompt_kwargs),
-            parts=reply_parts(self, request.tools, tokens),
+            parts=reply_parts(self, request.tools, tokens, request.parallel_tool_calls),
             logprobs=recorder_in(processors),
         )
 

@@ -311,7 +311,8 @@ class Worker:
                     self.channel.send(
                         messages.Delta(run.id, content, run.completion_tokens, reasoning, calls, run.take_logprobs())
                     )
-            if run.assembler.stopped:
+            # A reply that may make one tool call ends with it (parallel_tool_calls: false).
+            if run.assembler.stopped or (run.parts is not None and run.parts.done):
                 if finish_reason is None:
                     self.engine.remove(uid)
                 self._finish(run, "stop")

@@ -34,3 +34,35 @@ def test_calls_become_text_and_results_one_user_turn():
     )
     assert out[3]["content"] == "<tool_response>\n3 C\n</tool_response>\n<tool_response>\n4 C\n</tool_response>"
     assert "from_tools" not in out[3]
+
+
+class Plain:
+    """A tokenizer without thinking markers."""
+
+    has_thinking = False
+
+
+def test_a_reply_split_into_text_and_calls_and_done_after_one_when_not_parallel():
+    from mmserve.engines.replies import HERMES, ReplyParts
+
+    one_call = ReplyParts(Plain(), tools=[TOOL], thinking=False, calls=HERMES, parallel=False)
+    text = 'Sure.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    content, reasoning, calls = one_call.add(text)
+    assert content == "Sure." and reasoning == ""
+    assert [c["function"]["name"] for c in calls] == ["get_weather"] and json.loads(
+        calls[0]["function"]["arguments"]
+    ) == {"city": "Oslo"}
+    assert one_call.done
+    many = ReplyParts(Plain(), tools=[TOOL], thinking=False, calls=HERMES)
+    many.add(text)
+    assert not many.done
+
+
+def test_a_call_that_does_not_parse_stays_in_the_content_with_its_markers():
+    from mmserve.engines.replies import HERMES, ReplyParts
+
+    parts = ReplyParts(Plain(), tools=[TOOL], thinking=False, calls=HERMES)
+    content, _, calls = parts.add("<tool_call>\n{not json\n</tool_call>")
+    assert calls == [] and content == "<tool_call>\n{not json\n</tool_call>"
+    content, _, calls = parts.add("<tool_call>\n{cut")
+    assert parts.finish("length")[0] == "<tool_call>\n{cut"
