@@ -151,7 +151,15 @@ def test_health_needs_no_key_but_other_routes_do(strict):
     """With an API key configured, /health and the API docs are open and every other route answers 401."""
     for path in ("/health", "/docs", "/docs/openapi.json"):
         assert httpx.get(strict.base_url + path, timeout=10).status_code == 200, path
-    for method, path in [("GET", "/ready"), ("GET", "/v1/models"), ("POST", CHAT), ("GET", "/admin/status")]:
+    routes = [
+        ("GET", "/ready"),
+        ("GET", "/v1/models"),
+        ("POST", CHAT),
+        ("GET", "/admin/status"),
+        ("POST", "/v1/completions"),
+    ]
+    routes += [("POST", "/v1/responses"), ("POST", "/tokenize"), ("POST", "/detokenize"), ("GET", "/metrics")]
+    for method, path in routes:
         response = httpx.request(method, strict.base_url + path, json=user("hi"), timeout=10)
         assert response.status_code == 401, path
         assert envelope(response)["type"] == "authentication_error"
