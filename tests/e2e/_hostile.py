@@ -123,6 +123,16 @@ FIELDS: dict[str, list] = {
     "reasoning_effort": ["low", "high", "none", "extreme", 3, None],
     "response_format": [{"type": "text"}, {"type": "json_object"}, {"type": 5}, {}, "json", None],
     "user": ["u", "u" * 256, "u" * 257, 5, None],
+    "mmserve": [
+        {"max_image_side": 28},
+        {"max_image_side": 65536},
+        {"max_image_side": 65537},
+        {"min_image_side": 27},
+        {"min_image_side": 4000},
+        {"max_image_side": "big"},
+        "x",
+        None,
+    ],
     "metadata": [{"a": "b"}, [[[[[[[[[[[]]]]]]]]]]], "x" * 10_000],  # unknown fields are ignored
     "messages": [
         [],

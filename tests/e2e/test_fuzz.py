@@ -68,7 +68,7 @@ CASES = single_field_cases()
 
 @pytest.mark.parametrize(("name", "value"), CASES, ids=[f"{name}-{i}" for i, (name, _) in enumerate(CASES)])
 def test_every_value_of_every_field_is_answered_and_the_workers_serve_the_next(lone_server, pids, name, value):
-    route = "vision" if name == "messages" else "text"
+    route = "vision" if name in ("messages", "mmserve") else "text"
     answered_cleanly(post(lone_server, {"messages": messages_for(route), "max_tokens": 4, name: value}))
     both_engines_serve(lone_server, pids)
 
