@@ -131,7 +131,7 @@ class ChatService:
             result = {"tokens": reply.tokens, "count": len(reply.tokens), "max_model_len": job.route.context_length}
             if job.images:
                 decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images])
-                sizes = self.guard.sizes_to_count(pool.kind, decoded)
+                sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
                 counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
                 preview = self.guard.preview(pool.kind, job, decoded, counted.text_tokens, counted.images)
                 result.update(count=preview["prompt_tokens"], mmserve={"images": preview["images"]})
