@@ -242,16 +242,23 @@ def _prompt_within_context(route: Route, chat: list[dict]) -> None:
         )
 
 
+def _routed_chat(messages: list, model: str | None, routes: list[Route]) -> tuple[list[dict], list[ImageRef], Route]:
+    """Wire messages as the routed model's template takes them (a text model's as plain
+    text), the images they carry, and the route."""
+    images: list[ImageRef] = []
+    chat = [_message(index, message, images) for index, message in enumerate(messages)]
+    route = pick_route(model, routes, images)
+    if route.kind != "vision":
+        chat = [{**message, "content": _flatten(message["content"])} for message in chat]
+    return chat, images, route
+
+
 def normalize(request: ChatCompletionRequest, routes: list[Route]) -> Job:
     """Route a validated request and turn it into the engine-facing ``Job``."""
-    images: list[ImageRef] = []
-    chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
-    route = pick_route(request.model, routes, images)
+    chat, images, route = _routed_chat(request.messages, request.model, routes)
     if request.mmserve is not None and images:
         sides = {"max_side": request.mmserve.max_image_side, "min_side": request.mmserve.min_image_side}
         images = [replace(image, **sides) for image in images]
-    if route.kind != "vision":
-        chat = [{**message, "content": _flatten(message["content"])} for message in chat]
     _within_model_bounds(request, route, chat)
     tools, forced_call = _tools(request, route)
     if chat[-1]["role"] == "assistant":
@@ -309,14 +316,9 @@ def normalize_tokenize(request: TokenizeRequest, routes: list[Route]) -> Job:
     if (request.prompt is None) == (request.messages is None):
         raise InvalidRequestError("give either prompt or messages", param="prompt")
     if request.prompt is not None:
-        route = pick_route(request.model, routes, [])
-        chat, images = [], []
+        chat, images, route = [], [], pick_route(request.model, routes, [])
     else:
-        images = []
-        chat = [_message(index, message, images) for index, message in enumerate(request.messages)]
-        route = pick_route(request.model, routes, images)
-        if route.kind != "vision":
-            chat = [{**message, "content": _flatten(message["content"])} for message in chat]
+        chat, images, route = _routed_chat(request.messages, request.model, routes)
     _prompt_within_context(route, chat or [{"role": "user", "content": request.prompt}])
     tools = [msgspec.to_builtins(tool) for tool in request.tools] if request.tools else None
     return Job(

@@ -70,11 +70,7 @@ class ChatService:
         log.update(route=job.route.kind, model=pool.name, images=len(job.images))
         engine = pool.admit(affinity=_affinity(job))
         try:
-            decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
-            sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
-            counted = await engine.count(
-                job.messages, len(job.images), sizes, job.tools, job.template_kwargs, job.prompt
-            )
+            decoded, counted = await self._intake(pool, engine, job)
             planned = await self.guard.plan(engine, job, decoded, counted.text_tokens, counted.images)
         except BaseException:
             engine.leave()
@@ -111,6 +107,14 @@ class ChatService:
             engine=engine, generate=generate, report=planned.report, release=release, log=log, choices=job.n
         )
 
+    async def _intake(self, pool: EnginePool, engine: EngineClient, job: Job) -> tuple[list, messages.Counted]:
+        """The request's images fetched and decoded, and its prompt counted by the engine (with
+        the processor's counts for images where the guard trusts no geometry)."""
+        decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
+        sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
+        counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs, job.prompt)
+        return decoded, counted
+
     async def tokenize(self, job: Job, add_special_tokens: bool) -> dict:
         """A prompt's token ids on its engine; with images, the count the guard would plan now
         (each image at its planned size) and what it would do to each."""
@@ -130,9 +134,7 @@ class ChatService:
             )
             result = {"tokens": reply.tokens, "count": len(reply.tokens), "max_model_len": job.route.context_length}
             if job.images:
-                decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images])
-                sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
-                counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs)
+                decoded, counted = await self._intake(pool, engine, job)
                 preview = self.guard.preview(pool.kind, job, decoded, counted.text_tokens, counted.images)
                 result.update(count=preview["prompt_tokens"], mmserve={"images": preview["images"]})
             return result
