@@ -187,21 +187,23 @@ class ReplyParts:
         its markers put back (``closed``: the end marker was seen)."""
         try:
             parsed = self.parse(text, self.tools)
-        except Exception as exc:  # the parsers raise what their format's decoder raises
+            calls = [_openai_call(call) for call in (parsed if isinstance(parsed, list) else [parsed])]
+        except Exception as exc:  # the parsers raise what their format's decoder raises; or no name
             log.warning("tool call not parsed; kept as text", error=str(exc)[:200])
             return [], self.markers[0] + text + (self.markers[1] if closed else "")
-        calls = []
-        for call in parsed if isinstance(parsed, list) else [parsed]:
-            arguments = call.get("arguments", {})
-            calls.append(
-                {
-                    "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
-                    "type": "function",
-                    "function": {
-                        "name": call["name"],
-                        "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-                    },
-                }
-            )
         self.called = self.called or bool(calls)
         return calls, ""
+
+
+def _openai_call(call: dict) -> dict:
+    """A parser's call (name, arguments as an object or JSON text) in OpenAI's shape; raises
+    where it has no name."""
+    name = call["name"]
+    if not isinstance(name, str):
+        raise TypeError(f"a tool call's name must be a string, not {type(name).__name__}")
+    arguments = call.get("arguments", {})
+    return {
+        "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)},
+    }

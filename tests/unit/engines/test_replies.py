@@ -66,3 +66,14 @@ def test_a_call_that_does_not_parse_stays_in_the_content_with_its_markers():
     assert calls == [] and content == "<tool_call>\n{not json\n</tool_call>"
     content, _, calls = parts.add("<tool_call>\n{cut")
     assert parts.finish("length")[0] == "<tool_call>\n{cut"
+
+
+def test_json_that_is_no_call_stays_in_the_content():
+    """A block the parser reads but that names no function (or is no object) is text, not a
+    crash of the worker that decodes it."""
+    from mmserve.engines.replies import HERMES, ReplyParts
+
+    for block in ('{"x": 1}', "[1, 2]", '{"name": 5}'):
+        parts = ReplyParts(Plain(), tools=[TOOL], thinking=False, calls=HERMES)
+        content, _, calls = parts.add(f"<tool_call>\n{block}\n</tool_call>")
+        assert calls == [] and content == f"<tool_call>\n{block}\n</tool_call>"
