@@ -299,25 +299,37 @@ class Worker:
             run = self.running.get(uid)
             if run is None:
                 continue
-            if not run.first_token:
-                run.first_token = time.monotonic()
-            if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
-                if run.logprobs is not None:
-                    run.token_logprobs.append(run.logprobs.take(run.completion_tokens, token))
-                run.completion_tokens += 1
-                text = run.assembler.add(token)
-                content, reasoning, calls = run.parts.add(text) if run.parts is not None and text else (text, "", [])
-                if content or reasoning or calls:
-                    self.channel.send(
-                        messages.Delta(run.id, content, run.completion_tokens, reasoning, calls, run.take_logprobs())
-                    )
-            # A reply that may make one tool call ends with it (parallel_tool_calls: false).
-            if run.assembler.stopped or (run.parts is not None and run.parts.done):
-                if finish_reason is None:
+            try:
+                self._take(run, token, finish_reason)
+            except Exception as exc:  # this request's reply cannot go on; the others' can
+                _log_exception("a reply failed in the worker; it is ended", request_id=run.id)
+                self.channel.send(messages.Failed(id=run.id, message=_short(exc), status=500))
+                if finish_reason is None and run.uid in self.running:
                     self.engine.remove(uid)
-                self._finish(run, "stop")
-            elif finish_reason is not None:
-                self._finish(run, finish_reason)
+                self._forget(run)
+
+    def _take(self, run: Running, token: int, finish_reason: str | None) -> None:
+        """One token of a running request: its text (and thinking, tool calls, logprobs) out,
+        and its end where it ends."""
+        if not run.first_token:
+            run.first_token = time.monotonic()
+        if not (finish_reason == "stop" and token in self.engine.eos_token_ids):
+            if run.logprobs is not None:
+                run.token_logprobs.append(run.logprobs.take(run.completion_tokens, token))
+            run.completion_tokens += 1
+            text = run.assembler.add(token)
+            content, reasoning, calls = run.parts.add(text) if run.parts is not None and text else (text, "", [])
+            if content or reasoning or calls:
+                self.channel.send(
+                    messages.Delta(run.id, content, run.completion_tokens, reasoning, calls, run.take_logprobs())
+                )
+        # A reply that may make one tool call ends with it (parallel_tool_calls: false).
+        if run.assembler.stopped or (run.parts is not None and run.parts.done):
+            if finish_reason is None:
+                self.engine.remove(run.uid)
+            self._finish(run, "stop")
+        elif finish_reason is not None:
+            self._finish(run, finish_reason)
 
     def _finish(self, run: Running, reason: str) -> None:
         tail = run.assembler.finish() if reason != "cancelled" else ""

@@ -6,6 +6,7 @@ import queue
 from functools import partial
 
 import mlx.core as mx
+import msgspec
 import pytest
 
 from mmserve.engines import common, messages
@@ -73,3 +74,20 @@ def test_top_k_of_the_whole_vocabulary_keeps_every_token(engine):
     """top_k equal to (or past) the vocabulary samples from everything, where mlx-lm's own filter raises."""
     replies = serve(engine, generate("all", temperature=1.0, top_k=engine.vocab_size, seed=1))
     assert isinstance(replies[-1], messages.Finished) and replies[-1].completion_tokens > 0
+
+
+def test_a_reply_that_fails_ends_alone_and_its_neighbours_finish(engine, monkeypatch):
+    """A fault in one request's own token handling (here its logprobs) fails that request; the
+    worker goes on and the request beside it in the batch finishes."""
+    from mmserve.engines.logprobs import TokenLogprobs
+
+    def broken(self, position, token):
+        raise KeyError(position)
+
+    monkeypatch.setattr(TokenLogprobs, "take", broken)
+    bad = msgspec.structs.replace(generate("bad", temperature=0), logprobs=2)
+    replies = serve(engine, bad, generate("good", temperature=0))
+    failed = [m for m in replies if isinstance(m, messages.Failed)]
+    finished = [m for m in replies if isinstance(m, messages.Finished)]
+    assert [m.id for m in failed] == ["bad"]
+    assert [m.id for m in finished] == ["good"] and finished[0].completion_tokens > 0
