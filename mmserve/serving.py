@@ -155,17 +155,18 @@ class ChatService:
         log = prepared.log
         started = time.monotonic()
         deadline = started + self.request_timeout_s
-        stream = _merged(
-            [
-                prepared.engine.generate(lambda rid, i=i: _with_id(_choice(prepared.generate, i), rid))
-                for i in range(prepared.choices)
-            ]
-        )
+        streams = [
+            prepared.engine.generate(lambda rid, i=i: _with_id(_choice(prepared.generate, i), rid))
+            for i in range(prepared.choices)
+        ]
+        # One choice (the usual case) is read directly: no merging layer on every token.
+        single = len(streams) == 1
+        stream = streams[0] if single else _merged(streams)
         prompt_tokens = completion_tokens = 0
         try:
             while True:
                 try:
-                    event = await asyncio.wait_for(anext(stream), max(deadline - time.monotonic(), 0))
+                    item = await asyncio.wait_for(anext(stream), max(deadline - time.monotonic(), 0))
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
@@ -174,7 +175,8 @@ class ChatService:
                     ) from None
                 if "ttft_ms" not in log:  # from the start of intake
                     log["ttft_ms"] = round(log.get("intake_ms", 0) + _ms(time.monotonic() - started), 1)
-                _, finished = event
+                event = (0, item) if single else item
+                finished = event[1]
                 if isinstance(finished, messages.Finished):
                     prompt_tokens = max(prompt_tokens, finished.prompt_tokens)  # the prompt once, as OpenAI counts it
                     completion_tokens += finished.completion_tokens
@@ -191,13 +193,6 @@ class ChatService:
 
 async def _merged(streams: list) -> AsyncIterator[tuple[int, object]]:
     """The events of several streams as they come, each with its stream's index."""
-    if len(streams) == 1:
-        try:
-            async for event in streams[0]:
-                yield 0, event
-        finally:
-            await streams[0].aclose()
-        return
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
 
