@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -134,6 +135,23 @@ def lone_server(models, tmp_path_factory) -> Iterator[Server]:
     srv = start_server(models, tmp_path_factory.mktemp("lone-logs"), "--text-replicas", "1", "--vision-replicas", "1")
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def endless(models) -> dict:
+    """A request that cannot end by itself within the tests' window: its end-of-sequence
+    tokens are banned, so the tiny model writes all 3000 tokens (over ten seconds on the
+    CPU) unless the server stops it. Without the ban it stops after about three seconds,
+    too close to the time a cancellation is given under a loaded machine."""
+    config = json.loads((models / "text" / "generation_config.json").read_text())
+    eos = config["eos_token_id"]
+    ban = {str(token): -100 for token in (eos if isinstance(eos, list) else [eos])}
+    return {
+        "messages": [{"role": "user", "content": "Keep talking."}],
+        "max_tokens": 3000,
+        "temperature": 0,
+        "logit_bias": ban,
+    }
 
 
 def png_data_uri(width: int = 224, height: int = 224, seed: int = 0) -> str:

@@ -9,8 +9,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens": 3000, "temperature": 0}
-
 
 def running(server, engine: str) -> int:
     return sum(w["running"] for w in server.status()["workers"] if w["engine"] == engine)
@@ -25,28 +23,28 @@ def wait_for_running(server, engine: str, value: int, timeout: float) -> float:
     raise AssertionError(f"{engine} engine still has {running(server, engine)} running after {timeout}s")
 
 
-def test_stream_disconnect_frees_the_sequence(server):
-    """Closing a streaming response mid-way removes the sequence from the batch within ~1 s."""
+def test_stream_disconnect_frees_the_sequence(server, endless):
+    """Closing a streaming response mid-way removes the sequence from the batch within seconds (it would run ten more)."""
     with httpx.stream(
-        "POST", server.base_url + "/v1/chat/completions", json={**LONG, "stream": True}, timeout=30
+        "POST", server.base_url + "/v1/chat/completions", json={**endless, "stream": True}, timeout=30
     ) as response:
         lines = response.iter_lines()
         for _ in range(6):
             next(lines)
         assert running(server, "text") == 1
-    assert wait_for_running(server, "text", 0, timeout=1.5) < 1.5
+    wait_for_running(server, "text", 0, timeout=5)
 
 
-def test_non_stream_disconnect_frees_the_sequence(server):
+def test_non_stream_disconnect_frees_the_sequence(server, endless):
     """A non-streaming client that times out and hangs up stops its generation too."""
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(server.base_url + "/v1/chat/completions", json=LONG, timeout=1.0)
-    assert wait_for_running(server, "text", 0, timeout=1.5) < 1.5
+        httpx.post(server.base_url + "/v1/chat/completions", json=endless, timeout=1.0)
+    wait_for_running(server, "text", 0, timeout=5)
 
 
-def test_abandoned_requests_give_back_memory_and_queue_places(server):
+def test_abandoned_requests_give_back_memory_and_queue_places(server, endless):
     """After streams are abandoned at different points, nothing stays reserved or queued."""
-    body = {**LONG, "stream": True}
+    body = {**endless, "stream": True}
     for lines_read in (0, 1, 3):
         with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body, timeout=30) as response:
             lines = response.iter_lines()

@@ -16,8 +16,6 @@ from tests.conftest import start_server, stop_server, wait_until
 
 pytestmark = pytest.mark.slow
 
-LONG = {"messages": [{"role": "user", "content": "Keep talking."}], "max_tokens": 3000, "temperature": 0}
-
 
 @pytest.fixture(scope="module")
 def pair(models, tmp_path_factory):
@@ -52,12 +50,12 @@ def test_both_copies_run_as_processes_of_their_own(pair):
     assert len(set(pids)) == 2 and all(pids)
 
 
-def test_concurrent_requests_spread_over_the_workers(pair):
+def test_concurrent_requests_spread_over_the_workers(pair, endless):
     """Four long streams at once run two on each worker, although all four prefer the same one."""
     stop = threading.Event()
 
     def stream(http: httpx.Client) -> None:
-        with http.stream("POST", f"{pair.base_url}/v1/chat/completions", json={**LONG, "stream": True}) as response:
+        with http.stream("POST", f"{pair.base_url}/v1/chat/completions", json={**endless, "stream": True}) as response:
             for _ in response.iter_lines():
                 if stop.is_set():
                     return
