@@ -112,7 +112,12 @@ class ChatService:
         the processor's counts for images where the guard trusts no geometry)."""
         decoded = await self.media.load_all([(ref.url, ref.param) for ref in job.images]) if job.images else []
         sizes = self.guard.sizes_to_count(pool.kind, decoded, job.images)
-        counted = await engine.count(job.messages, len(job.images), sizes, job.tools, job.template_kwargs, job.prompt)
+        counted = await engine.ask(
+            lambda rid: messages.Count(
+                rid, job.messages, len(job.images), list(sizes), job.tools, job.template_kwargs or {}, job.prompt
+            ),
+            param="messages",
+        )
         return decoded, counted
 
     async def tokenize(self, job: Job, add_special_tokens: bool) -> dict:
@@ -121,7 +126,7 @@ class ChatService:
         pool = self.engines[job.route.kind]
         engine = pool.admit(affinity=_affinity(job))
         try:
-            reply = await engine.tokens(
+            reply = await engine.ask(
                 lambda rid: messages.Tokenize(
                     id=rid,
                     messages=job.messages,
@@ -144,7 +149,7 @@ class ChatService:
     async def detokenize(self, route: Route, tokens: list[int]) -> str:
         engine = self.engines[route.kind].admit()
         try:
-            return (await engine.tokens(lambda rid: messages.Detokenize(rid, tokens))).text
+            return (await engine.ask(lambda rid: messages.Detokenize(rid, tokens), param="tokens")).text
         finally:
             engine.leave()
 

@@ -83,7 +83,13 @@ def _call_item(call: dict) -> dict:
 
 
 def _reasoning_item(text: str) -> dict:
-    return {"type": "reasoning", "id": _id("rs"), "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
+    return {
+        "type": "reasoning",
+        "id": _id("rs"),
+        "status": "completed",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+    }
 
 
 def _usage(finished: messages.Finished) -> dict:
@@ -119,91 +125,86 @@ def _assistant_turn(text: str, calls: list[dict]) -> dict:
 async def _events(
     events: AsyncIterator, *, response: dict, on_end: Callable[[dict, str, list[dict]], None]
 ) -> AsyncIterator[bytes]:
-    """A reply as the Responses event sequence: created, in_progress, each output item
-    (added, its content as deltas, done), then completed (or incomplete)."""
+    """A reply as the Responses event sequence: created, in_progress, each output item in
+    the order the model writes it (its thinking, its text, its function calls: added, the
+    content as deltas, done), then completed (or incomplete). The events of one engine
+    update go out as one chunk."""
     numbers = itertools.count()
+    pending: list[bytes] = []
 
-    def event(kind: str, **fields) -> bytes:
+    def event(kind: str, **fields) -> None:
         payload = msgspec.json.encode({"type": kind, "sequence_number": next(numbers), **fields})
-        return f"event: {kind}\n".encode() + b"data: " + payload + b"\n\n"
+        pending.append(f"event: {kind}\n".encode() + b"data: " + payload + b"\n\n")
+
+    def sent() -> bytes:
+        chunk = b"".join(pending)
+        pending.clear()
+        return chunk
 
     output: list[dict] = []
-    message: dict | None = None  # the message item being written
-    text, reasoning, calls = [], [], []
+    writing: dict | None = None  # the reasoning or message item whose text is streaming
+    text, calls = [], []
 
-    def close_message():
-        index = output.index(message)
-        part = message["content"][0]
-        yield event(
-            "response.output_text.done", item_id=message["id"], output_index=index, content_index=0, text=part["text"]
-        )
-        yield event("response.content_part.done", item_id=message["id"], output_index=index, content_index=0, part=part)
-        message["status"] = "completed"
-        yield event("response.output_item.done", output_index=index, item=message)
+    def add(item: dict, shown: dict) -> None:
+        output.append(item)
+        event("response.output_item.added", output_index=len(output) - 1, item=shown)
 
-    yield event("response.created", response={**response, "status": "in_progress", "output": []})
-    yield event("response.in_progress", response={**response, "status": "in_progress", "output": []})
+    def start(kind: str) -> dict:
+        item = {**(_reasoning_item("") if kind == "reasoning" else _message_item("")), "status": "in_progress"}
+        add(item, {**item, "content": []})
+        if kind == "message":
+            where = {"item_id": item["id"], "output_index": len(output) - 1, "content_index": 0}
+            event("response.content_part.added", **where, part=item["content"][0])
+        return item
+
+    def finish(item: dict) -> None:
+        index, part = output.index(item), item["content"][0]
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        if item["type"] == "reasoning":
+            event("response.reasoning_text.done", **where, text=part["text"])
+        else:
+            event("response.output_text.done", **where, text=part["text"])
+            event("response.content_part.done", **where, part=part)
+        item["status"] = "completed"
+        event("response.output_item.done", output_index=index, item=item)
+
+    event("response.created", response={**response, "status": "in_progress", "output": []})
+    event("response.in_progress", response={**response, "status": "in_progress", "output": []})
+    yield sent()
     async for _, update in events:
-        reasoning.append(update.reasoning)
-        if update.text:
-            if message is None:
-                message = _message_item("", status="in_progress")
-                output.append(message)
-                index = len(output) - 1
-                yield event("response.output_item.added", output_index=index, item={**message, "content": []})
-                part = message["content"][0]
-                yield event(
-                    "response.content_part.added", item_id=message["id"], output_index=index, content_index=0, part=part
-                )
-            message["content"][0]["text"] += update.text
-            text.append(update.text)
-            yield event(
-                "response.output_text.delta",
-                item_id=message["id"],
-                output_index=output.index(message),
-                content_index=0,
-                delta=update.text,
-                logprobs=[],
-            )
+        for kind, delta in (("reasoning", update.reasoning), ("message", update.text)):
+            if not delta:
+                continue
+            if writing is None or writing["type"] != kind:
+                if writing is not None:
+                    finish(writing)
+                writing = start(kind)
+            writing["content"][0]["text"] += delta
+            where = {"item_id": writing["id"], "output_index": len(output) - 1, "content_index": 0}
+            if kind == "reasoning":
+                event("response.reasoning_text.delta", **where, delta=delta)
+            else:
+                event("response.output_text.delta", **where, delta=delta, logprobs=[])
+        text.append(update.text)
+        if isinstance(update, messages.Finished) and not (output or update.tool_calls):
+            writing = start("message")  # a reply of nothing is an empty message, as unstreamed
+        if writing is not None and (update.tool_calls or isinstance(update, messages.Finished)):
+            finish(writing)
+            writing = None
         for call in update.tool_calls:
-            if message is not None:
-                for part in close_message():
-                    yield part
-                message = None
             item = _call_item(call)
-            output.append(item)
-            index = len(output) - 1
+            add(item, {**item, "arguments": "", "status": "in_progress"})
             calls.append(call)
-            yield event(
-                "response.output_item.added",
-                output_index=index,
-                item={**item, "arguments": "", "status": "in_progress"},
-            )
-            yield event(
-                "response.function_call_arguments.delta",
-                item_id=item["id"],
-                output_index=index,
-                delta=item["arguments"],
-            )
-            yield event(
-                "response.function_call_arguments.done",
-                item_id=item["id"],
-                output_index=index,
-                arguments=item["arguments"],
-            )
-            yield event("response.output_item.done", output_index=index, item=item)
+            where = {"item_id": item["id"], "output_index": len(output) - 1}
+            event("response.function_call_arguments.delta", **where, delta=item["arguments"])
+            event("response.function_call_arguments.done", **where, arguments=item["arguments"])
+            event("response.output_item.done", output_index=len(output) - 1, item=item)
         if isinstance(update, messages.Finished):
-            if message is not None:
-                for part in close_message():
-                    yield part
-            if thought := "".join(reasoning):
-                item = _reasoning_item(thought)
-                output.append(item)
-                yield event("response.output_item.added", output_index=len(output) - 1, item=item)
-                yield event("response.output_item.done", output_index=len(output) - 1, item=item)
             final = _ended(response, update, output)
             on_end(final, "".join(text), calls)
-            yield event(f"response.{final['status']}", response=final)
+            event(f"response.{final['status']}", response=final)
+        if pending:
+            yield sent()
 
 
 class ResponsesController(Controller):
@@ -273,11 +274,12 @@ class ResponsesController(Controller):
 
 
 def _output(reply: Reply) -> list[dict]:
-    """A whole reply as output items: its thinking, its text, its function calls."""
+    """A whole reply as output items: its thinking, its text, its function calls (an empty
+    message when it has none of them)."""
     output = []
     if thought := "".join(reply.reasoning):
         output.append(_reasoning_item(thought))
-    if reply.text or not reply.tool_calls:
+    if reply.text or not (thought or reply.tool_calls):
         output.append(_message_item(reply.text))
     output += [_call_item(msgspec.to_builtins(call)) for call in reply.tool_calls]
     return output

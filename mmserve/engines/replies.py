@@ -22,7 +22,7 @@ import uuid
 import structlog
 from mlx_lm.generate import TextStateMachine
 
-__all__ = ["HERMES", "ReplyParts", "hermes_chat", "prompt_opens_thinking", "tool_format"]
+__all__ = ["HERMES", "ReplyParts", "hermes_chat", "prompt_opens_thinking", "special_tokens", "tool_format"]
 
 log = structlog.get_logger("mmserve.worker")
 
@@ -37,27 +37,22 @@ _HERMES_PROMPT = (
 )
 
 
-def tool_format(tokenizer, grammar_tokenizer) -> dict:
+def tool_format(tokenizer) -> dict:
     """How the model calls tools: the parser (mlx-lm's for its template, or Hermes'), the
     markers around a call, how llguidance's lark spells each (``grammar_start``,
-    ``grammar_end``: a token it takes for special, which stands for no text there, by its
-    id), and whether the template renders tools itself (``template``)."""
+    ``grammar_end``: a special token, which stands for no text there, by its id), and whether
+    the template renders tools itself (``template``)."""
     declared = tokenizer.has_tool_calling
     if declared:
         start, end = tokenizer.tool_call_start, tokenizer.tool_call_end or ""
         parser = tokenizer.tool_parser.__module__.rsplit(".", 1)[-1]
     else:
         start, end, parser = HERMES["start"], HERMES["end"], HERMES["parser"]
-    try:
-        special = grammar_tokenizer.get().is_special_token
-    except ValueError:  # llguidance takes fast tokenizers only; the markers are then spelled as text
-
-        def special(token: int) -> bool:
-            return False
+    special = special_tokens(tokenizer._tokenizer)
 
     def spelling(marker: str) -> str:
         ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
-        return f"<[{ids[0]}]>" if len(ids) == 1 and special(ids[0]) else json.dumps(marker)
+        return f"<[{ids[0]}]>" if len(ids) == 1 and ids[0] in special else json.dumps(marker)
 
     return {
         "parser": parser,
@@ -67,6 +62,18 @@ def tool_format(tokenizer, grammar_tokenizer) -> dict:
         "grammar_end": spelling(end),
         "template": declared,
     }
+
+
+def special_tokens(hf_tokenizer) -> set[int]:
+    """The ids llguidance takes for special tokens: every added token of a fast tokenizer
+    (llguidance reads the same tokenizer.json, and takes added tokens for special whether
+    or not they are marked so; Qwen's ``<tool_call>`` is not). Read here rather than from
+    llguidance's own tokenizer, whose building walks the whole vocabulary (about a second for
+    150k tokens) and is left to the first constrained request. llguidance takes fast
+    tokenizers only; for others the markers are spelled as text."""
+    if not getattr(hf_tokenizer, "is_fast", False):
+        return set()
+    return set(hf_tokenizer.added_tokens_decoder)
 
 
 def hermes_chat(chat: list[dict], tools: list[dict]) -> list[dict]:

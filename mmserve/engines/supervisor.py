@@ -212,30 +212,12 @@ class EngineClient:
             raise EngineUnavailableError(f"the {self.kind} engine stopped while answering", retry_after=2)
         return reply
 
-    async def count(
-        self,
-        chat: list[dict],
-        n_images: int,
-        sizes: list[tuple[int, int]] = (),
-        tools: list[dict] | None = None,
-        template_kwargs: dict | None = None,
-        prompt: str | list[int] | None = None,
-    ) -> messages.Counted:
-        """The prompt's text tokens (the tools offered included), and the processor's counts for images of ``sizes``."""
-        reply = await self._call(
-            lambda rid: messages.Count(rid, chat, n_images, list(sizes), tools, template_kwargs or {}, prompt)
-        )
-        if isinstance(reply, messages.Failed):
-            raise InvalidRequestError(
-                f"the messages cannot be rendered for this model: {reply.message}", param="messages"
-            )
-        return reply
-
-    async def tokens(self, message_for) -> messages.Tokens:
-        """Send ``message_for(request_id)`` (a Tokenize or Detokenize) and return its answer."""
+    async def ask(self, message_for, param: str | None = None):
+        """Send ``message_for(request_id)`` (a Count, Tokenize or Detokenize) and return the
+        worker's answer; what its template or tokenizer refuses is the client's 400."""
         reply = await self._call(message_for)
         if isinstance(reply, messages.Failed):
-            raise InvalidRequestError(f"the {self.kind} model cannot tokenize this: {reply.message}")
+            raise InvalidRequestError(f"the {self.kind} model cannot take this request: {reply.message}", param=param)
         return reply
 
     async def stats(self) -> messages.Stats | None:

@@ -371,7 +371,7 @@ class TextEngine:
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer._tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
-        self.tool_format = tool_format(self.replies_tokenizer, self.grammar_tokenizer)
+        self.tool_format = tool_format(self.replies_tokenizer)
         # Why mlx-lm cannot batch this model (None: it can); such a model decodes one at a time.
         self.batch_fault = batch_fault(self.model)
         # KV of finished requests, keyed by their tokens: a later prompt sharing a prefix

@@ -362,7 +362,7 @@ class VisionEngine:
         self.grammar_tokenizer = GrammarTokenizer(
             self.tokenizer, vocab_size=self.vocab_size, eos_token_ids=self.eos_token_ids
         )
-        self.tool_format = tool_format(self.replies_tokenizer, self.grammar_tokenizer)
+        self.tool_format = tool_format(self.replies_tokenizer)
         self.add_special_tokens = should_add_special_tokens(config.model_type, self.processor)
         image_processor = getattr(self.processor, "image_processor", None)
         if image_processor is not None:

@@ -161,11 +161,8 @@ class Worker:
     # -- messages handled on the reader thread --------------------------------
 
     def on_message(self, message) -> bool:
-        if isinstance(message, messages.Count):
-            self.counters.submit(self._count, message)
-            return True
-        if isinstance(message, (messages.Tokenize, messages.Detokenize)):
-            self.counters.submit(self._tokens, message)
+        if isinstance(message, (messages.Count, messages.Tokenize, messages.Detokenize)):
+            self.counters.submit(self._answer, message)
             return True
         if isinstance(message, messages.StatsRequest):
             from .common import memory_stats
@@ -175,27 +172,25 @@ class Worker:
             return True
         return False
 
-    def _tokens(self, message: messages.Tokenize | messages.Detokenize) -> None:
-        """On a counter thread: a prompt's token ids, or the text of token ids."""
+    def _answer(self, message: messages.Count | messages.Tokenize | messages.Detokenize) -> None:
+        """On a counter thread: a prompt's counts (its text tokens, and the processor's counts
+        for images of the sizes asked), its token ids, or the text of token ids; a 400 when
+        the template or tokenizer refuses them."""
+        engine = self.engine
         try:
-            if isinstance(message, messages.Tokenize):
-                reply = messages.Tokens(message.id, tokens=self.engine.tokenize(message))
+            if isinstance(message, messages.Count):
+                tokens = engine.count(
+                    message.messages, message.n_images, message.tools, message.template_kwargs, message.prompt
+                )
+                images = engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
+                reply = messages.Counted(message.id, tokens, images)
+            elif isinstance(message, messages.Tokenize):
+                reply = messages.Tokens(message.id, tokens=engine.tokenize(message))
             else:
-                reply = messages.Tokens(message.id, text=self.engine.replies_tokenizer.decode(message.tokens))
-            self.channel.send(reply)
+                reply = messages.Tokens(message.id, text=engine.replies_tokenizer.decode(message.tokens))
         except Exception as exc:  # a template that rejects these messages, ids past the vocabulary
-            self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
-
-    def _count(self, message: messages.Count) -> None:
-        """On a counter thread: the prompt's text tokens and the processor's counts for images."""
-        try:
-            tokens = self.engine.count(
-                message.messages, message.n_images, message.tools, message.template_kwargs, message.prompt
-            )
-            images = self.engine.image_tokens([tuple(size) for size in message.sizes]) if message.sizes else []
-            self.channel.send(messages.Counted(message.id, tokens, images))
-        except Exception as exc:  # a template that rejects these messages
-            self.channel.send(messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages"))
+            reply = messages.Failed(id=message.id, message=_short(exc), status=400, code="invalid_messages")
+        self.channel.send(reply)
 
     # -- the loop ---------------------------------------------------------------
 

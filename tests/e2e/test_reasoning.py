@@ -72,3 +72,26 @@ def test_chat_template_kwargs_may_not_replace_the_messages(client):
             model="auto", messages=ASK, max_tokens=4, extra_body={"chat_template_kwargs": {"messages": []}}
         )
     assert err.value.body["param"] == "chat_template_kwargs"
+
+
+def test_a_responses_stream_gives_the_thinking_first_as_deltas(client):
+    """/v1/responses: the reasoning item comes before the message, streamed as
+    reasoning_text deltas that add up to the item the plain response has."""
+    plain = client.responses.create(model="auto", input="Why is the sky blue?", max_output_tokens=24, temperature=0)
+    assert [item.type for item in plain.output][0] == "reasoning"
+    thought = plain.output[0].content[0].text
+    events = list(
+        client.responses.create(
+            model="auto", input="Why is the sky blue?", max_output_tokens=24, temperature=0, stream=True
+        )
+    )
+    added = [e.item.type for e in events if e.type == "response.output_item.added"]
+    assert added == [item.type for item in plain.output]
+    deltas = [e for e in events if e.type == "response.reasoning_text.delta"]
+    assert len(deltas) > 1 and "".join(e.delta for e in deltas) == thought
+    (done,) = [e for e in events if e.type == "response.reasoning_text.done"]
+    assert done.text == thought
+    final = events[-1].response
+    assert [item.type for item in final.output] == added and final.output[0].content[0].text == thought
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(events)))
