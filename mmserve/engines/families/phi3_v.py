@@ -8,10 +8,11 @@ position]`` pair as if it were a list of positions, so it writes feature 0 at po
 0 and feature 1 at every image position); ``tower_features`` is the tower call a fixed
 path would cache (the tower on zero text embeddings, read back at the image positions).
 
-mlx-vlm 0.7.10 builds the tower from a fixed description (24 layers) whatever
-config.json says; ``tower_depth`` builds it at the depth config.json's
-``vision_config.num_hidden_layers`` gives (the tiny synth checkpoints have 2), so
-``before_load(config)`` must run before ``mlx_vlm.load`` for those.
+mlx-vlm 0.7.10 builds the tower from a fixed description (24 layers, MLPs 4096 wide)
+whatever config.json says; ``tower_shape`` builds it at the depth and MLP width
+config.json's ``vision_config`` gives (``num_hidden_layers``, ``intermediate_size``: the
+tiny synth checkpoints have 1 and 1024), so ``before_load(config)`` must run before
+``mlx_vlm.load`` for those.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from __future__ import annotations
 import contextlib
 
 MODEL_TYPES = ("phi3_v",)
-REAL_TOWER_LAYERS = 24
+REAL_TOWER = {"num_hidden_layers": 24, "intermediate_size": 4096}
 
 
 @contextlib.contextmanager
-def tower_depth(layers: int):
-    """Build Phi-3-vision models with a ``layers``-deep CLIP tower inside this block."""
+def tower_shape(**shape):
+    """Build Phi-3-vision models with a CLIP tower of this depth and MLP width
+    (``num_hidden_layers``, ``intermediate_size``) inside this block."""
     from mlx_vlm.models.phi3_v.vision import VisionModel
 
     fixed = VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG
-    VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG = type(fixed)(**{**vars(fixed), "num_hidden_layers": layers})
+    VisionModel.CLIP_VIT_LARGE_PATCH14_336_CONFIG = type(fixed)(**{**vars(fixed), **shape})
     try:
         yield
     finally:
@@ -37,8 +39,9 @@ def tower_depth(layers: int):
 
 def before_load(config: dict) -> contextlib.AbstractContextManager:
     """The context to run ``mlx_vlm.load`` in for this checkpoint's ``config.json``."""
-    layers = (config.get("vision_config") or {}).get("num_hidden_layers", REAL_TOWER_LAYERS)
-    return tower_depth(int(layers)) if layers != REAL_TOWER_LAYERS else contextlib.nullcontext()
+    given = config.get("vision_config") or {}
+    shape = {key: int(given.get(key, real)) for key, real in REAL_TOWER.items()}
+    return tower_shape(**shape) if shape != REAL_TOWER else contextlib.nullcontext()
 
 
 def tower_features(model, pixel_values, extra: dict):
