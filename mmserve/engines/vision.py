@@ -589,6 +589,13 @@ class VisionEngine:
                 # The largest size is measured whatever the time: the guard should not extrapolate to it.
                 elif not last and spent + (self._patches(width, height) / last_patches) ** 2 * took > time_budget_s:
                     continue
+            if samples and self._patches(width, height) == samples[-1][2]:
+                # The processor sends this size at the last one's patches (a fixed resolution, or
+                # images scaled to one side): the same encoder work, so the same cost.
+                samples.append([width, height, *samples[-1][2:]])
+                if last:
+                    break
+                continue
             self._measure(width, height)  # a new size compiles new kernels on GPU backends: time the second run
             started = time.monotonic()
             count, extra = self._measure(width, height)

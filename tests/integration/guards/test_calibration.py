@@ -73,3 +73,19 @@ def test_fit_predicts_sizes_it_was_not_fitted_on(vision_model, calibration, widt
     model, processor, _ = vision_model
     count, measured = measure_vision_peak(model, processor, width, height)
     assert calibration.cost.bytes_for(count) == pytest.approx(measured, rel=0.25)
+
+
+def test_a_fixed_resolution_is_measured_once(tmp_path):
+    """LLaVA 1.5 sends every image at 336 px: the calibration measures that one cost (after
+    its warm-up run) and gives it to every size, instead of measuring each size again."""
+    from mmserve.engines.vision import VisionEngine
+    from mmserve.synth.families import FAMILIES
+
+    FAMILIES["llava"].write(tmp_path, 0)
+    engine = VisionEngine(str(tmp_path))
+    measured = []
+    measure = engine._measure
+    engine._measure = lambda width, height: measured.append((width, height)) or measure(width, height)
+    rows = engine.calibrate(1024)
+    assert len(rows) > 2 and len({tuple(row[2:]) for row in rows}) == 1
+    assert len(measured) == 3  # the warm-up, then the first size twice (its second run is timed)
