@@ -377,6 +377,7 @@ class VisionEngine:
         # them without KV reuse.
         self.features: OrderedDict[tuple, _Seen] = OrderedDict()
         self.features_lock = threading.Lock()  # preparer threads share it
+        self.encoding: dict[tuple, threading.Event] = {}  # images a preparer thread is encoding now
         # mlx-vlm's automatic prefix cache: KV blocks keyed by tokens chained with the
         # images' content hash, so a page asked again prefills only the new question.
         kv_bytes = prefix_cache_bytes - prefix_cache_bytes // 4 if kv_reuse else 0
@@ -429,13 +430,39 @@ class VisionEngine:
         return self.streaming.detokenizer
 
     def _embed(self, request: messages.Generate, *, cache_features: bool = True):
-        images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
         key = tuple((im.sha256, im.width, im.height) for im in request.images)
-        encode = self.adapter.encode
+        cacheable = bool(key) and cache_features and self.adapter.encode is not None
+        seen = self._cached_or_claim(key) if cacheable else None
+        try:
+            return self._embed_with(request, key, seen, cache=cacheable)
+        finally:
+            if cacheable and seen is None:
+                self._release(key)
+
+    def _cached_or_claim(self, key: tuple) -> _Seen | None:
+        """The cached features of these images; else None once no other thread is encoding
+        them, and then the caller encodes them and calls ``_release``. A thread that finds
+        them being encoded waits for that, so the choices of one request, or two requests
+        for one page at once, run the encoder once."""
+        while True:
+            with self.features_lock:
+                seen = self.features.get(key)
+                if seen is not None:
+                    self.features.move_to_end(key)
+                    return seen
+                busy = self.encoding.get(key)
+                if busy is None:
+                    self.encoding[key] = threading.Event()
+                    return None
+            busy.wait()
+
+    def _release(self, key: tuple) -> None:
         with self.features_lock:
-            seen = self.features.get(key) if key and cache_features and encode is not None else None
-            if seen is not None:
-                self.features.move_to_end(key)
+            self.encoding.pop(key).set()
+
+    def _embed_with(self, request: messages.Generate, key: tuple, seen: _Seen | None, *, cache: bool):
+        images = [Image.frombytes("RGB", (im.width, im.height), im.rgb) for im in request.images]
+        encode = self.adapter.encode
         if seen is not None and seen.processed is not None:
             images[0].info[_PROCESSED] = seen.processed
         inputs = prepare_inputs(
@@ -455,7 +482,7 @@ class VisionEngine:
             features = _astype(encode(self.model, pixel_values, extra), self.text_dtype)
             mx.eval(features)
             seen = _Seen(features, images[0].info.get(_PROCESSED))
-            if cache_features and seen.nbytes <= self.feature_cache_bytes:
+            if cache and seen.nbytes <= self.feature_cache_bytes:
                 with self.features_lock:
                     self.features[key] = seen
                     while sum(s.nbytes for s in self.features.values()) > self.feature_cache_bytes:

@@ -257,3 +257,37 @@ def test_a_page_asked_again_skips_the_image_processor(engine, monkeypatch):
     kept = [seen.processed["pixel_values"] for seen in engine.features.values()]
     assert all(isinstance(pixels, mx.array) for pixels in kept)  # converted once, not per request
     assert len(kept) == 2 and engine.prefix_cache_bytes >= sum(p.nbytes for p in kept)  # counted in the cache's bytes
+
+
+def test_one_image_prepared_by_two_threads_at_once_is_encoded_once(engine):
+    """The choices of one request (or two requests for one page) prepared side by side: the
+    second waits for the first's features instead of running the encoder again."""
+    import dataclasses
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = engine.adapter
+    calls = []
+
+    def encode(model, pixel_values, extra):
+        calls.append(pixel_values.shape)
+        time.sleep(0.3)  # keep the encoder busy while the other thread arrives
+        return real.encode(model, pixel_values, extra)
+
+    picture = image(4242)
+    content = [{"type": "image"}, {"type": "text", "text": "What is it?"}]
+    requests = [
+        messages.Generate(
+            id=f"twin-{i}", messages=[{"role": "user", "content": content}], images=[picture], max_tokens=1
+        )
+        for i in range(2)
+    ]
+    engine.adapter = dataclasses.replace(real, encode=encode)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(engine.prepare, requests)
+    finally:
+        engine.adapter = real
+    assert len(calls) == 1
+    assert first[2]["_apc_semantic_hash"] == second[2]["_apc_semantic_hash"]
+    assert mx.array_equal(first[2]["inputs_embeds"], second[2]["inputs_embeds"]).item()
