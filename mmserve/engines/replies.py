@@ -67,7 +67,7 @@ def tool_format(tokenizer) -> dict:
 def special_tokens(hf_tokenizer) -> set[int]:
     """The ids llguidance takes for special tokens: every added token of a fast tokenizer
     (llguidance reads the same tokenizer.json, and takes added tokens for special whether
-    or not they are marked so; Qwen's ``<tool_call>`` is not). Read here rather than from
+    or not they are marked so, as Qwen2.5-VL's ``<tool_call>`` is not). Read here rather than from
     llguidance's own tokenizer, whose building walks the whole vocabulary (about a second for
     150k tokens) and is left to the first constrained request. llguidance takes fast
     tokenizers only; for others the markers are spelled as text."""
