@@ -169,23 +169,20 @@ def _json(name: str, description: str, example: Any = None) -> dict:
     return {"description": description, "content": {"application/json": content}}
 
 
+def _body(name: str, **examples: Any) -> dict:
+    """A required JSON request body of schema ``name``, with its ``example`` or ``examples``."""
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": _REF.format(name=name)}, **examples}}}
+
+
 def _operations() -> dict[tuple[str, str], dict]:
     chat = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": _REF.format(name="ChatCompletionRequest")},
-                    "examples": {
-                        "text": {"summary": "A text chat", "value": _TEXT_REQUEST},
-                        "image": {
-                            "summary": "An image and a question (routed to the vision model)",
-                            "value": _IMAGE_REQUEST,
-                        },
-                    },
-                }
+        "requestBody": _body(
+            "ChatCompletionRequest",
+            examples={
+                "text": {"summary": "A text chat", "value": _TEXT_REQUEST},
+                "image": {"summary": "An image and a question (routed to the vision model)", "value": _IMAGE_REQUEST},
             },
-        },
+        ),
         "responses": {
             "200": {
                 "description": "The completion; with `stream: true`, server-sent `chat.completion.chunk` events, "
@@ -261,15 +258,9 @@ def _operations() -> dict[tuple[str, str], dict]:
         }
     }
     completions = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": _REF.format(name="CompletionRequest")},
-                    "example": {"model": "auto", "prompt": "Once upon a time", "max_tokens": 16},
-                }
-            },
-        },
+        "requestBody": _body(
+            "CompletionRequest", example={"model": "auto", "prompt": "Once upon a time", "max_tokens": 16}
+        ),
         "responses": {
             "200": {
                 "description": "The completion; with `stream: true`, server-sent `text_completion` chunks, then "
@@ -283,15 +274,9 @@ def _operations() -> dict[tuple[str, str], dict]:
         },
     }
     responses = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": _REF.format(name="ResponsesRequest")},
-                    "example": {"model": "auto", "input": "Say hello.", "max_output_tokens": 16},
-                }
-            },
-        },
+        "requestBody": _body(
+            "ResponsesRequest", example={"model": "auto", "input": "Say hello.", "max_output_tokens": 16}
+        ),
         "responses": {
             "200": {
                 "description": "The response object; with `stream: true`, the Responses event sequence as "
