@@ -159,7 +159,7 @@ class ChatService:
         in the worker's batch (a seed gives choice ``i`` the seed plus ``i``)."""
         log = prepared.log
         started = time.monotonic()
-        deadline = started + self.request_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.request_timeout_s
         streams = [
             prepared.engine.generate(lambda rid, i=i: _with_id(_choice(prepared.generate, i), rid))
             for i in range(prepared.choices)
@@ -171,7 +171,11 @@ class ChatService:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(anext(stream), max(deadline - time.monotonic(), 0))
+                    # In this task, not another (as asyncio.wait_for makes one on Python 3.11): a
+                    # client that leaves cancels this task, and wait_for dropped a cancellation
+                    # that came as a token arrived, so the generation ran on to its end.
+                    async with asyncio.timeout_at(deadline):
+                        item = await anext(stream)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:

@@ -201,7 +201,8 @@ class EngineClient:
         self._queues[request_id] = queue
         try:
             self._send(message_for(request_id))
-            reply = await asyncio.wait_for(queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for, which can drop a cancellation (serving.events)
+                reply = await queue.get()
         except TimeoutError:
             raise EngineUnavailableError(
                 f"the {self.kind} engine did not answer within {timeout:g} s; retry shortly", retry_after=2
