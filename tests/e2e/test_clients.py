@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image, ImageDraw
 
 from mmserve.clients import caption, ocr
 from tests.conftest import free_port
+from tests.e2e._proxy import Proxy
 
 pytestmark = pytest.mark.slow
 
@@ -144,43 +142,25 @@ def test_caption_earlier_permanent_failure_is_retried_only_with_retry_failed(api
     assert forced.failed == 1 and len(lines(out)) == 2
 
 
-class OverloadedProxy:
+class OverloadedProxy(Proxy):
     """Answers the first ``refusals`` requests with 503 + Retry-After, then forwards to the server."""
 
     def __init__(self, upstream: str, refusals: int) -> None:
-        proxy = self
         self.refusals = refusals
         self.seen = 0
+        super().__init__(upstream)  # serves from here on
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                proxy.seen += 1
-                if proxy.seen <= proxy.refusals:
-                    error = {"message": "busy", "type": "server_overloaded", "param": None, "code": "overloaded"}
-                    payload = json.dumps({"error": error}).encode()
-                    self.send_response(503)
-                    self.send_header("Retry-After", "1")
-                else:
-                    headers = {"Content-Type": "application/json"}
-                    answer = httpx.post(upstream + self.path, content=body, headers=headers, timeout=120)
-                    payload = answer.content
-                    self.send_response(answer.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def intercept(self, body: bytes) -> tuple[int, dict, dict] | None:
+        if not body:  # GET /v1/models and the like
+            return None
+        self.seen += 1
+        if self.seen > self.refusals:
+            return None
+        return (
+            503,
+            {"Retry-After": "1"},
+            {"message": "busy", "type": "server_overloaded", "param": None, "code": "overloaded"},
+        )
 
 
 def test_caption_overload_is_retried_after_retry_after(server, tmp_path):

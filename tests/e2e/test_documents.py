@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,7 @@ from PIL import Image, ImageDraw
 from mmserve.clients import caption, ocr
 from mmserve.clients.samples import SamplePage, sample_pages, write_pdf
 from tests.conftest import free_port, start_server, stop_server
+from tests.e2e._proxy import Proxy
 
 pytestmark = pytest.mark.slow
 
@@ -294,54 +293,24 @@ def test_caption_schema_goes_through_response_format(api, tmp_path):
     assert record["json"]["colour"] in ("red", "green", "blue") and record["json_error"] is None
 
 
-class NoResponseFormatProxy:
+class NoResponseFormatProxy(Proxy):
     """Forwards to the server, but answers 400 unsupported_parameter to any request with response_format."""
 
     def __init__(self, upstream: str) -> None:
-        proxy = self
         self.refused = 0
+        super().__init__(upstream)  # serves from here on
 
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if body and "response_format" in json.loads(body):
-                    proxy.refused += 1
-                    error = {
-                        "message": "response_format is not supported",
-                        "type": "invalid_request_error",
-                        "param": "response_format.type",
-                        "code": "unsupported_parameter",
-                    }
-                    status, payload = 400, json.dumps({"error": error}).encode()
-                else:
-                    answer = httpx.request(
-                        method, upstream + self.path, content=body or None,
-                        headers={"Content-Type": "application/json"}, timeout=120,
-                    )  # fmt: skip
-                    status, payload = answer.status_code, answer.content
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._forward("GET")
-
-            def do_POST(self) -> None:
-                self._forward("POST")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def intercept(self, body: bytes) -> tuple[int, dict, dict] | None:
+        if not body or "response_format" not in json.loads(body):
+            return None
+        self.refused += 1
+        error = {
+            "message": "response_format is not supported",
+            "type": "invalid_request_error",
+            "param": "response_format.type",
+            "code": "unsupported_parameter",
+        }
+        return 400, {}, error
 
 
 def test_caption_schema_falls_back_to_the_prompt_when_the_server_lacks_response_format(server, tmp_path, capsys):
